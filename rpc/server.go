@@ -1,0 +1,636 @@
+package rpc
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mortarhq/mortar/internal/msgpack"
+	"github.com/mortarhq/mortar/internal/zmtp"
+)
+
+// Defaults for ServerConfig and ClientConfig fields.
+const (
+	HeartbeatIntervalDefault = 5 * time.Second // zerorpc's default
+	HandshakeTimeoutDefault  = 10 * time.Second
+	WriteTimeoutDefault      = 30 * time.Second
+	MaxPendingDefault        = 4 << 20
+	MaxMessageSizeDefault    = zmtp.MaxMessageSizeDefault
+	ServerNameDefault        = "mortar"
+)
+
+// ServerConfig configures a Server. The zero value works.
+type ServerConfig struct {
+	// Name is what _zerorpc_name, _zerorpc_ping and _zerorpc_inspect
+	// report. Defaults to ServerNameDefault.
+	Name string
+	// HeartbeatInterval is how often a long call's channel sends _zpc_hb;
+	// a client silent for two intervals is lost and its call's context is
+	// cancelled. Must match the clients' interval, as in zerorpc. Defaults
+	// to HeartbeatIntervalDefault; negative disables heartbeats.
+	HeartbeatInterval time.Duration
+	// MaxMessageSize bounds one incoming message; a peer that sends a
+	// larger one is disconnected. Defaults to MaxMessageSizeDefault.
+	MaxMessageSize int64
+	// HandshakeTimeout bounds the TLS and ZMTP handshakes of a new
+	// connection. Defaults to HandshakeTimeoutDefault.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one write to a peer; a peer that does not read
+	// for that long is disconnected. Defaults to WriteTimeoutDefault.
+	WriteTimeout time.Duration
+	// MaxPending bounds the bytes queued for one peer before its handlers
+	// wait for the peer to read. Defaults to MaxPendingDefault.
+	MaxPending int
+	// TLSConfig, if set, makes Serve speak TLS on every listener.
+	TLSConfig *tls.Config
+	// Interceptors run around every call, the first outermost.
+	Interceptors []Interceptor
+	// Logger receives the server's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *ServerConfig) withDefaults() ServerConfig {
+	var cfg ServerConfig
+	if c != nil {
+		cfg = *c
+	}
+	cfg.Name = cmp.Or(cfg.Name, ServerNameDefault)
+	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, HeartbeatIntervalDefault)
+	cfg.MaxMessageSize = cmp.Or(cfg.MaxMessageSize, MaxMessageSizeDefault)
+	cfg.HandshakeTimeout = cmp.Or(cfg.HandshakeTimeout, HandshakeTimeoutDefault)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, WriteTimeoutDefault)
+	cfg.MaxPending = cmp.Or(cfg.MaxPending, MaxPendingDefault)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("component", "rpc")
+	return cfg
+}
+
+// errShuttingDown is sent to calls that arrive during Shutdown.
+var errShuttingDown = &RemoteError{Name: "ServerClosed", Message: "server is shutting down"}
+
+// Server serves zerorpc calls: a ZeroMQ ROUTER socket speaking ZMTP 3.1,
+// reachable by zerorpc-python, zerorpc-node and mortar clients.
+type Server struct {
+	cfg     ServerConfig
+	log     *slog.Logger
+	methods atomic.Pointer[map[string]*method]
+	ctx     context.Context // cancelled by Close: handlers stop
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // every goroutine the server starts
+
+	mu        sync.Mutex // guards the fields below, and Handle's writes
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	inflight  int
+	draining  bool // no new listeners or calls
+	closed    bool // no new connections
+	idle      chan struct{} // closed when draining and inflight is zero
+}
+
+// NewServer returns a server with the built-in introspection methods and
+// no others. cfg may be nil.
+func NewServer(cfg *ServerConfig) *Server {
+	s := &Server{
+		cfg:       cfg.withDefaults(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+	}
+	s.log = s.cfg.Logger
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.methods.Store(&map[string]*method{})
+	for _, m := range s.builtins() {
+		s.add(m)
+	}
+	return s
+}
+
+// Handle exposes fn as the method name. fn's shape is
+//
+//	func([ctx context.Context,] args... [, send func(T) error]) ([R,] [error])
+//
+// or, for a stream, it may return iter.Seq[T] or iter.Seq2[T, error]
+// instead of taking send. Arguments are decoded from msgpack into their Go
+// types; a parameter of type any receives the value with its msgpack type
+// preserved. Handle panics if fn has another shape: that is a programming
+// error, like a bad pattern given to http.HandleFunc.
+func (s *Server) Handle(name string, fn any, opts *MethodOpts) {
+	if opts != nil && opts.Name != "" {
+		name = opts.Name
+	}
+	m, err := newMethod(name, fn, opts)
+	if err != nil {
+		panic(err)
+	}
+	s.add(m)
+}
+
+// HandleObject exposes every exported method of obj, named in snake_case
+// unless opts (keyed by Go method name) says otherwise.
+func (s *Server) HandleObject(obj any, opts map[string]*MethodOpts) {
+	v := reflect.ValueOf(obj)
+	t := v.Type()
+	for i := range t.NumMethod() {
+		gm := t.Method(i)
+		o := opts[gm.Name]
+		s.Handle(snakeCase(gm.Name), v.Method(i).Interface(), o)
+	}
+	for name := range opts {
+		if _, ok := t.MethodByName(name); !ok {
+			panic(fmt.Sprintf("rpc: HandleObject: %T has no method %s", obj, name))
+		}
+	}
+}
+
+func (s *Server) add(m *method) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.methods.Load()
+	next := make(map[string]*method, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[m.name] = m
+	s.methods.Store(&next)
+}
+
+func (s *Server) lookup(name []byte) *method {
+	return (*s.methods.Load())[string(name)]
+}
+
+// ListenAndServe listens on endpoint ("tcp://host:port" or "host:port")
+// and serves on it.
+func (s *Server) ListenAndServe(endpoint string) error {
+	l, err := Listen(endpoint)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Serve accepts connections on l until Shutdown or Close, and returns
+// ErrServerClosed then. It closes l.
+func (s *Server) Serve(l net.Listener) error {
+	if s.cfg.TLSConfig != nil {
+		l = tls.NewListener(l, s.cfg.TLSConfig)
+	}
+	if !s.track(l) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(l)
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed, retrying", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("rpc: accept: %w", err)
+		}
+		backoff = 0
+		s.wg.Go(func() { s.serveConn(nc) })
+	}
+}
+
+func (s *Server) track(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(l net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+	l.Close()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// Shutdown stops accepting connections and calls, waits for the calls in
+// flight to finish and send their replies, then closes every connection.
+// Calls that arrive meanwhile get an ERR named ServerClosed. If ctx ends
+// first, Shutdown cancels the remaining calls' contexts, closes, and
+// returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+		if s.inflight == 0 {
+			close(s.idle)
+		}
+	}
+	idle := s.idle
+	for l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	var err error
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.Close()
+	return err
+}
+
+// Close stops the server at once: listeners and connections are closed and
+// the contexts of calls in flight cancelled. It returns after every
+// goroutine the server started has exited.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.draining, s.closed = true, true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sc := range s.conns {
+		sc.close(ErrServerClosed)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) callStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.inflight++
+	return true
+}
+
+func (s *Server) callEnded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight--
+	if s.inflight == 0 && s.idle != nil {
+		select {
+		case <-s.idle:
+		default:
+			close(s.idle)
+		}
+	}
+}
+
+// serverConn is one client connection.
+type serverConn struct {
+	*conn
+	srv    *Server
+	peer   string
+	ctx    context.Context // cancelled when the connection ends
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex
+	calls map[string]*serverCall
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	peer := nc.RemoteAddr().String()
+	nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	zc, err := zmtp.Handshake(nc, zmtp.Config{SocketType: zmtp.Router, MaxMessageSize: s.cfg.MaxMessageSize})
+	if err != nil {
+		s.log.Warn("handshake failed", "peer", peer, "err", err)
+		nc.Close()
+		return
+	}
+	nc.SetDeadline(time.Time{})
+	sc := &serverConn{srv: s, peer: peer, calls: make(map[string]*serverCall)}
+	sc.conn = newConn(zc, s.cfg.WriteTimeout, s.cfg.MaxPending)
+	zc.SetPingHandler(sc.onPing)
+	sc.ctx, sc.cancel = context.WithCancelCause(s.ctx)
+	if !s.addConn(sc) {
+		sc.close(ErrServerClosed)
+		return
+	}
+	s.log.Debug("peer connected", "peer", peer, "socket_type", zc.PeerSocketType())
+	done := make(chan struct{})
+	if s.cfg.HeartbeatInterval > 0 {
+		s.wg.Go(func() { heartbeats(sc.conn, s.cfg.HeartbeatInterval, done, sc.snapshot) })
+	}
+	err = sc.readMessages(sc.handle)
+	close(done)
+	sc.cancel(ErrConnLost)
+	sc.close(ErrConnLost)
+	s.removeConn(sc)
+	if isClosedErr(err) {
+		s.log.Debug("peer disconnected", "peer", peer)
+	} else {
+		s.log.Warn("peer dropped", "peer", peer, "err", err)
+	}
+}
+
+func (s *Server) addConn(sc *serverConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[sc] = struct{}{}
+	return true
+}
+
+func (s *Server) removeConn(sc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, sc)
+	s.mu.Unlock()
+}
+
+func (sc *serverConn) snapshot(buf []heartbeated) []heartbeated {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, c := range sc.calls {
+		buf = append(buf, c)
+	}
+	return buf
+}
+
+// handle routes one incoming message: an event on an open channel goes to
+// its call, any other event opens a channel and starts a call.
+func (sc *serverConn) handle(envelope [][]byte, payload []byte) {
+	var ev event
+	if err := decodeEvent(payload, &ev); err != nil {
+		sc.srv.log.Warn("dropped malformed event", "peer", sc.peer, "err", err)
+		return
+	}
+	if ev.respTo != nil {
+		sc.mu.Lock()
+		c := sc.calls[string(ev.respTo)]
+		sc.mu.Unlock()
+		if c != nil {
+			c.control(&ev)
+		}
+		return // a late event for a finished call: nothing to do
+	}
+	if ev.msgID == nil {
+		sc.srv.log.Warn("dropped event without message_id", "peer", sc.peer, "name", string(ev.name))
+		return
+	}
+	sc.startCall(envelope, payload)
+}
+
+// delimiter is the usual envelope of a DEALER's message: one empty frame.
+var delimiter = [][]byte{{}}
+
+func copyEnvelope(env [][]byte) [][]byte {
+	switch {
+	case len(env) == 0:
+		return nil
+	case len(env) == 1 && len(env[0]) == 0:
+		return delimiter
+	}
+	out := make([][]byte, len(env))
+	for i, e := range env {
+		out[i] = append([]byte(nil), e...)
+	}
+	return out
+}
+
+func (sc *serverConn) startCall(envelope [][]byte, payload []byte) {
+	s := sc.srv
+	c := &serverCall{sc: sc, credits: 1, more: make(chan struct{}, 1)}
+	c.payload = append([]byte(nil), payload...)
+	var ev event
+	decodeEvent(c.payload, &ev) // cannot fail: it decoded before the copy
+	c.name, c.args, c.rawHeader = ev.name, ev.args, ev.rawHeader
+	c.init(string(ev.msgID), ev.msgID, copyEnvelope(envelope))
+	if !s.callStarted() {
+		c.ctx = sc.ctx
+		c.send(evErr, encodeRemoteError(errShuttingDown))
+		return
+	}
+	sc.mu.Lock()
+	if _, dup := sc.calls[c.key]; dup {
+		sc.mu.Unlock()
+		s.callEnded()
+		s.log.Warn("dropped request reusing an open channel's message_id", "peer", sc.peer)
+		return
+	}
+	sc.calls[c.key] = c
+	sc.mu.Unlock()
+	c.ctx, c.cancel = context.WithCancelCause(sc.ctx)
+	if ms := timeoutMillis(&ev); ms > 0 {
+		var cancel context.CancelFunc
+		c.ctx, cancel = context.WithTimeout(c.ctx, time.Duration(ms)*time.Millisecond)
+		c.stopTimer = cancel
+	}
+	s.wg.Go(func() { s.runCall(c) })
+}
+
+// maxTimeoutMillis caps timeout_ms at a year; larger values are ignored.
+const maxTimeoutMillis = 365 * 24 * 3600 * 1000
+
+// timeoutMillis reads mortar's timeout_ms header key, if present.
+func timeoutMillis(ev *event) int64 {
+	if ev.rawHeader == nil {
+		return 0
+	}
+	h := parseHeader(ev.rawHeader)
+	raw := h.Raw(HeaderTimeout)
+	if raw == nil {
+		return 0
+	}
+	ms, _, err := msgpack.ReadInt(raw)
+	if err != nil || ms > maxTimeoutMillis {
+		return 0
+	}
+	return ms
+}
+
+// serverCall is one call in flight on a server.
+type serverCall struct {
+	channel
+	sc        *serverConn
+	payload   []byte // the request event; the fields below alias it
+	name      []byte
+	args      []byte
+	rawHeader []byte
+
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	stopTimer context.CancelFunc
+	silent    atomic.Bool // the client is gone: send nothing more
+
+	mu      sync.Mutex
+	credits int           // events we may still send (_zpc_more adds)
+	more    chan struct{} // signalled when credits arrive
+}
+
+func (c *serverCall) state() *channel { return &c.channel }
+
+func (c *serverCall) lost() {
+	if !c.silent.Swap(true) {
+		c.sc.srv.log.Warn("lost remote: no heartbeat", "peer", c.sc.peer, "method", string(c.name))
+		c.cancel(ErrLostRemote)
+	}
+}
+
+// control handles an event the client sent on the call's channel.
+func (c *serverCall) control(ev *event) {
+	c.lastSeen.Store(mono())
+	switch string(ev.name) {
+	case evMore:
+		n, ok := moreCredits(ev.args)
+		if !ok {
+			c.sc.srv.log.Warn("dropped malformed _zpc_more", "peer", c.sc.peer)
+			return
+		}
+		c.mu.Lock()
+		c.credits += n
+		c.mu.Unlock()
+		select {
+		case c.more <- struct{}{}:
+		default:
+		}
+	case evCancel:
+		c.silent.Store(true)
+		c.cancel(context.Canceled)
+	}
+}
+
+// moreCredits reads the count of a _zpc_more event's args (n,).
+func moreCredits(args []byte) (int, bool) {
+	n, rest, err := msgpack.ReadArrayHeader(args)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	v, _, err := msgpack.ReadInt(rest)
+	if err != nil || v < 0 || v > 1<<20 {
+		return 0, false
+	}
+	return int(v), true
+}
+
+// send sends one event on the call's channel once the client has room for
+// it (zerorpc's flow control: one event on credit, more per _zpc_more).
+func (c *serverCall) send(name string, args []byte) error {
+	if c.silent.Load() {
+		return context.Cause(c.ctx)
+	}
+	for {
+		c.mu.Lock()
+		if c.credits > 0 {
+			c.credits--
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.more:
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		}
+	}
+	return c.sc.sendEvent(c.envelope, c.id, nil, name, args)
+}
+
+func (s *Server) runCall(c *serverCall) {
+	defer s.endCall(c)
+	req := &Request{Method: string(c.name), Peer: c.sc.peer, rawHeader: c.rawHeader}
+	ctx := context.WithValue(c.ctx, requestKey{}, req)
+	var result []byte
+	var streamed bool
+	err := chain(s.cfg.Interceptors, ctx, req, func(ctx context.Context) error {
+		var err error
+		result, streamed, err = s.dispatch(ctx, c)
+		return err
+	})
+	if c.silent.Load() {
+		return
+	}
+	switch {
+	case err != nil:
+		re := toRemote(err)
+		if re.Name == PanicErrorName {
+			s.log.Error("handler panicked", "method", req.Method, "peer", c.sc.peer, "panic", re.Message, "stack", re.Traceback)
+		}
+		err = c.send(evErr, encodeRemoteError(re))
+	case streamed:
+		err = c.send(evStreamDone, nilArgs)
+	default:
+		err = c.send(evOK, result)
+	}
+	if err != nil && !c.silent.Load() {
+		s.log.Debug("reply not sent", "method", req.Method, "peer", c.sc.peer, "err", err)
+	}
+}
+
+func (s *Server) endCall(c *serverCall) {
+	c.sc.mu.Lock()
+	delete(c.sc.calls, c.key)
+	c.sc.mu.Unlock()
+	if c.stopTimer != nil {
+		c.stopTimer()
+	}
+	c.cancel(nil)
+	s.callEnded()
+}
+
+var nilArgs = []byte{0xc0}
+
+// dispatch runs the method and returns the encoded args of its OK reply,
+// or streamed if it sent STREAM events instead.
+func (s *Server) dispatch(ctx context.Context, c *serverCall) (result []byte, streamed bool, err error) {
+	m := s.lookup(c.name)
+	if m == nil {
+		return nil, false, &RemoteError{Name: NameErrorName, Message: string(c.name)}
+	}
+	streamed = m.streams()
+	var scratch []byte
+	emit := func(item any) error {
+		b, err := msgpack.Append(scratch[:0], item)
+		if err != nil {
+			return fmt.Errorf("rpc: encode stream item: %w", err)
+		}
+		scratch = b
+		return c.send(evStream, b)
+	}
+	v, err := m.invoke(ctx, c.args, emit)
+	if err != nil || streamed {
+		return nil, streamed, err
+	}
+	if raw, ok := v.(Raw); ok {
+		v = msgpack.Raw(raw)
+	}
+	b := msgpack.AppendArrayHeader(nil, 1)
+	if b, err = msgpack.Append(b, v); err != nil {
+		return nil, false, fmt.Errorf("rpc: encode result of %s: %w", m.name, err)
+	}
+	return b, false, nil
+}
+
+// encodeRemoteError encodes ERR's args [name, message, traceback].
+func encodeRemoteError(re *RemoteError) []byte {
+	b := msgpack.AppendArrayHeader(nil, 3)
+	b = msgpack.AppendString(b, re.Name)
+	b = msgpack.AppendString(b, re.Message)
+	return msgpack.AppendString(b, re.Traceback)
+}
