@@ -137,6 +137,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 		return nil, ErrClosed
 	}
 	c.cc = cc
+	c.wg.Go(cc.writeLoop)
 	c.wg.Go(cc.run)
 	return cc, nil
 }
@@ -175,7 +176,7 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 		return nil, fmt.Errorf("rpc: dial %s: %w", c.endpoint, err)
 	}
 	nc.SetDeadline(time.Time{})
-	cc := &clientConn{client: c, calls: make(map[string]*clientCall), done: make(chan struct{})}
+	cc := &clientConn{client: c, peer: nc.RemoteAddr().String(), calls: make(map[callID]*clientCall), done: make(chan struct{})}
 	cc.conn = newConn(zc, c.cfg.WriteTimeout, c.cfg.MaxPending)
 	zc.SetPingHandler(cc.onPing)
 	return cc, nil
@@ -185,11 +186,24 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 type clientConn struct {
 	*conn
 	client *Client
+	peer   string
 	done   chan struct{} // closed when the reader exits
 
 	mu    sync.Mutex
-	calls map[string]*clientCall
+	calls map[callID]*clientCall
 	err   error // why the connection ended
+}
+
+// callID is the message_id a client gives a call's first event; replies
+// carry its encoding (bin 16) as response_to.
+type callID [16]byte
+
+// replyID extracts the callID from a reply's response_to.
+func replyID(respTo []byte) (id callID, ok bool) {
+	if len(respTo) != 18 || respTo[0] != 0xc4 || respTo[1] != 16 {
+		return id, false
+	}
+	return callID(respTo[2:]), true
 }
 
 func (cc *clientConn) run() {
@@ -241,8 +255,12 @@ func (cc *clientConn) handle(_ [][]byte, payload []byte) {
 	if ev.respTo == nil {
 		return // not a reply: a DEALER has nothing to serve
 	}
+	id, ok := replyID(ev.respTo)
+	if !ok {
+		return // not one of our IDs
+	}
 	cc.mu.Lock()
-	call := cc.calls[string(ev.respTo)]
+	call := cc.calls[id]
 	cc.mu.Unlock()
 	if call == nil {
 		return // a late event for a call that ended
@@ -275,14 +293,14 @@ func (cc *clientConn) register(call *clientCall) error {
 	if cc.calls == nil {
 		return cc.err
 	}
-	cc.calls[call.key] = call
+	cc.calls[call.cid] = call
 	return nil
 }
 
 func (cc *clientConn) unregister(call *clientCall) {
 	cc.mu.Lock()
 	if cc.calls != nil {
-		delete(cc.calls, call.key)
+		delete(cc.calls, call.cid)
 	}
 	cc.mu.Unlock()
 }
@@ -296,10 +314,13 @@ type reply struct {
 // clientCall is one call in flight.
 type clientCall struct {
 	channel
+	cid    callID
+	idBuf  [18]byte // cid's encoding: the channel ID
 	cc     *clientConn
 	window int
 
 	mu       sync.Mutex
+	qbuf     [1]reply // the queue's first backing array: a unary reply
 	queue    []reply
 	err      error // set when the call can receive nothing more
 	notify   chan struct{}
@@ -341,7 +362,8 @@ func (c *clientCall) deliver(r reply) {
 
 // start opens a channel and sends the request.
 func (c *Client) start(ctx context.Context, req *Request, args []any) (*clientCall, error) {
-	body := msgpack.AppendArrayHeader(nil, len(args))
+	var buf [256]byte
+	body := msgpack.AppendArrayHeader(buf[:0], len(args))
 	for i, a := range args {
 		var err error
 		if body, err = msgpack.Append(body, a); err != nil {
@@ -356,16 +378,16 @@ func (c *Client) start(ctx context.Context, req *Request, args []any) (*clientCa
 	if err != nil {
 		return nil, err
 	}
-	req.Peer = cc.nc.RemoteAddr().String()
-	var id [16]byte
-	cc.newID(&id)
-	key := msgpack.AppendBytes(make([]byte, 0, 18), id[:])
+	req.Peer = cc.peer
 	call := &clientCall{cc: cc, window: c.cfg.StreamWindow, notify: make(chan struct{}, 1), reserved: 1}
-	call.init(string(key), key, delimiter)
+	call.queue = call.qbuf[:0]
+	cc.newID((*[16]byte)(&call.cid))
+	key := msgpack.AppendBytes(call.idBuf[:0], call.cid[:])
+	call.init("", key, delimiter)
 	if err := cc.register(call); err != nil {
 		return nil, err
 	}
-	if err := cc.sendEventID(delimiter, id[:], nil, &req.header, req.Method, body); err != nil {
+	if err := cc.sendEventID(delimiter, call.cid[:], nil, &req.header, req.Method, body); err != nil {
 		cc.unregister(call)
 		return nil, err
 	}

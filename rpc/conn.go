@@ -1,12 +1,15 @@
 package rpc
 
 import (
+	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,18 +26,19 @@ var hbArgs = []byte{0x91, 0x00}
 
 // conn is one ZMTP connection shared by a client's or a server's channels.
 //
-// Writes use flat combining: a sender appends its framed event to pending
-// and, if nobody is writing, becomes the writer and flushes everything
-// queued meanwhile in one write. Concurrent calls thus share syscalls, no
-// goroutine hand-off adds latency, and the lock is never held across a
-// network write. A sender blocks only while pending exceeds maxPending
-// (backpressure from a peer that reads slowly), and a write that cannot
-// finish within writeTimeout kills the connection.
+// Senders append framed events to pending under mu and wake the writer
+// goroutine, which yields once so that every sender already runnable can
+// append too, then writes all of pending in one syscall. Concurrent calls
+// thus share syscalls, and mu is never held across a network write. A
+// sender blocks only while pending exceeds maxPending (backpressure from a
+// peer that reads slowly), and a write that cannot finish within
+// writeTimeout kills the connection.
 type conn struct {
 	nc           net.Conn
 	zc           *zmtp.Conn
 	writeTimeout time.Duration
 	maxPending   int
+	wake         chan struct{} // cap 1: pending has data for the writer
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
@@ -42,13 +46,13 @@ type conn struct {
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when pending drains or err is set
 	pending []byte
-	spare   []byte
-	writing bool
+	woken   bool  // the writer has been woken and has not taken pending yet
+	busy    bool  // the writer is writing a buffer it took
 	err     error // set once; every later send fails with it
 }
 
 func newConn(zc *zmtp.Conn, writeTimeout time.Duration, maxPending int) *conn {
-	c := &conn{nc: zc.NetConn, zc: zc, writeTimeout: writeTimeout, maxPending: maxPending}
+	c := &conn{nc: zc.NetConn, zc: zc, writeTimeout: writeTimeout, maxPending: maxPending, wake: make(chan struct{}, 1)}
 	c.cond.L = &c.mu
 	rand.Read(c.idPrefix[:])
 	return c
@@ -83,7 +87,8 @@ func (c *conn) sendEventID(envelope [][]byte, id, respTo []byte, extra *Header, 
 	b, mark := zmtp.BeginFrame(b)
 	b = appendEvent(b, id, respTo, extra, name, args)
 	c.pending = zmtp.EndFrame(b, mark, false)
-	return c.flushLocked()
+	c.wakeLocked()
+	return nil
 }
 
 // sendRaw sends already framed bytes, such as a PONG command.
@@ -94,7 +99,8 @@ func (c *conn) sendRaw(frames []byte) error {
 		return err
 	}
 	c.pending = append(c.pending, frames...)
-	return c.flushLocked()
+	c.wakeLocked()
+	return nil
 }
 
 func (c *conn) waitRoomLocked() error {
@@ -104,35 +110,57 @@ func (c *conn) waitRoomLocked() error {
 	return c.err
 }
 
-// flushLocked is called with mu held and returns with it released. It
-// writes pending unless another sender is already doing so.
-func (c *conn) flushLocked() error {
-	if c.writing {
-		c.mu.Unlock()
-		return nil
-	}
-	c.writing = true
-	for len(c.pending) > 0 && c.err == nil {
-		buf := c.pending
-		c.pending = c.spare[:0]
-		c.mu.Unlock()
-		err := c.write(buf)
-		c.mu.Lock()
-		if cap(buf) <= maxSpareBuf {
-			c.spare = buf[:0]
-		} else {
-			c.spare = nil
+// wakeLocked is called with mu held and releases it, waking the writer.
+func (c *conn) wakeLocked() {
+	wake := !c.woken
+	c.woken = true
+	c.mu.Unlock()
+	if wake {
+		select {
+		case c.wake <- struct{}{}:
+		default:
 		}
+	}
+}
+
+// writeLoop writes pending until the connection fails or closes. Its
+// owner runs it in a goroutine and waits for it.
+func (c *conn) writeLoop() {
+	var spare []byte
+	for range c.wake {
+		// Let senders that are already runnable append first: one
+		// syscall then carries all their events.
+		runtime.Gosched()
+		c.mu.Lock()
+		buf := c.pending
+		c.pending, c.woken = spare[:0], false
+		err := c.err
+		c.busy = err == nil && len(buf) > 0
+		c.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if len(buf) == 0 {
+			continue
+		}
+		err = c.write(buf)
+		if cap(buf) > maxSpareBuf {
+			buf = nil
+		}
+		spare = buf
+		c.mu.Lock()
+		c.busy = false
 		if err != nil && c.err == nil {
 			c.err = fmt.Errorf("%w: write: %w", ErrConnLost, err)
-			c.nc.Close() // wakes the reader, which fails the channels
 		}
 		c.cond.Broadcast()
+		err = c.err
+		c.mu.Unlock()
+		if err != nil {
+			c.nc.Close() // wakes the reader, which fails the channels
+			return
+		}
 	}
-	c.writing = false
-	err := c.err
-	c.mu.Unlock()
-	return err
 }
 
 func (c *conn) write(buf []byte) error {
@@ -141,6 +169,23 @@ func (c *conn) write(buf []byte) error {
 	}
 	_, err := c.nc.Write(buf)
 	return err
+}
+
+// flush waits until everything sent so far is written, or the connection
+// fails, or ctx ends.
+func (c *conn) flush(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.err == nil && (c.busy || len(c.pending) > 0) && ctx.Err() == nil {
+		c.cond.Wait()
+	}
+	return cmp.Or(c.err, ctx.Err())
 }
 
 // close fails every later send with err and closes the socket.
@@ -152,6 +197,10 @@ func (c *conn) close(err error) {
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.nc.Close()
+	select { // wake the writer so it sees err and exits
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // onPing answers a ZMTP 3.1 PING.

@@ -110,6 +110,30 @@ func readKey(b []byte) (key, rest []byte, err error) {
 	return msgpack.ReadStringBytes(b)
 }
 
+// headerValue returns the encoding of key's value in a raw header map, or
+// nil, without allocating.
+func headerValue(raw []byte, key string) []byte {
+	n, b, err := msgpack.ReadMapHeader(raw)
+	if err != nil {
+		return nil
+	}
+	for range n {
+		k, rest, kerr := readKey(b)
+		if kerr != nil {
+			if rest, err = msgpack.Skip(b); err != nil {
+				return nil
+			}
+		}
+		if b, err = msgpack.Skip(rest); err != nil {
+			return nil
+		}
+		if kerr == nil && string(k) == key {
+			return rest[:len(rest)-len(b)]
+		}
+	}
+	return nil
+}
+
 // parseHeader decodes a raw header map into a Header whose values alias raw.
 // Entries with keys that are neither str nor bin are dropped.
 func parseHeader(raw []byte) Header {

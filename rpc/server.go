@@ -92,8 +92,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
 	inflight  int
-	draining  bool // no new listeners or calls
-	closed    bool // no new connections
+	draining  bool          // no new listeners or calls
+	closed    bool          // no new connections
 	idle      chan struct{} // closed when draining and inflight is zero
 }
 
@@ -253,11 +253,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	select {
 	case <-idle:
+		err = s.flushConns(ctx)
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	s.Close()
 	return err
+}
+
+// flushConns waits until the replies queued on every connection are
+// written.
+func (s *Server) flushConns(ctx context.Context) error {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		if err := sc.flush(ctx); err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Close stops the server at once: listeners and connections are closed and
@@ -332,6 +350,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	s.log.Debug("peer connected", "peer", peer, "socket_type", zc.PeerSocketType())
+	s.wg.Go(sc.writeLoop)
 	done := make(chan struct{})
 	if s.cfg.HeartbeatInterval > 0 {
 		s.wg.Go(func() { heartbeats(sc.conn, s.cfg.HeartbeatInterval, done, sc.snapshot) })
@@ -416,7 +435,7 @@ func copyEnvelope(env [][]byte) [][]byte {
 
 func (sc *serverConn) startCall(envelope [][]byte, payload []byte) {
 	s := sc.srv
-	c := &serverCall{sc: sc, credits: 1, more: make(chan struct{}, 1)}
+	c := &serverCall{sc: sc, credits: 1}
 	c.payload = append([]byte(nil), payload...)
 	var ev event
 	decodeEvent(c.payload, &ev) // cannot fail: it decoded before the copy
@@ -450,11 +469,7 @@ const maxTimeoutMillis = 365 * 24 * 3600 * 1000
 
 // timeoutMillis reads mortar's timeout_ms header key, if present.
 func timeoutMillis(ev *event) int64 {
-	if ev.rawHeader == nil {
-		return 0
-	}
-	h := parseHeader(ev.rawHeader)
-	raw := h.Raw(HeaderTimeout)
+	raw := headerValue(ev.rawHeader, HeaderTimeout)
 	if raw == nil {
 		return 0
 	}
@@ -469,7 +484,8 @@ func timeoutMillis(ev *event) int64 {
 type serverCall struct {
 	channel
 	sc        *serverConn
-	payload   []byte // the request event; the fields below alias it
+	scratch   [128]byte // encodes a small result without allocating
+	payload   []byte    // the request event; the fields below alias it
 	name      []byte
 	args      []byte
 	rawHeader []byte
@@ -481,7 +497,7 @@ type serverCall struct {
 
 	mu      sync.Mutex
 	credits int           // events we may still send (_zpc_more adds)
-	more    chan struct{} // signalled when credits arrive
+	more    chan struct{} // made when a sender waits; signalled when credits arrive
 }
 
 func (c *serverCall) state() *channel { return &c.channel }
@@ -505,10 +521,13 @@ func (c *serverCall) control(ev *event) {
 		}
 		c.mu.Lock()
 		c.credits += n
+		more := c.more
 		c.mu.Unlock()
-		select {
-		case c.more <- struct{}{}:
-		default:
+		if more != nil {
+			select {
+			case more <- struct{}{}:
+			default:
+			}
 		}
 	case evCancel:
 		c.silent.Store(true)
@@ -542,9 +561,13 @@ func (c *serverCall) send(name string, args []byte) error {
 			c.mu.Unlock()
 			break
 		}
+		if c.more == nil {
+			c.more = make(chan struct{}, 1)
+		}
+		more := c.more
 		c.mu.Unlock()
 		select {
-		case <-c.more:
+		case <-more:
 		case <-c.ctx.Done():
 			return context.Cause(c.ctx)
 		}
@@ -558,11 +581,16 @@ func (s *Server) runCall(c *serverCall) {
 	ctx := context.WithValue(c.ctx, requestKey{}, req)
 	var result []byte
 	var streamed bool
-	err := chain(s.cfg.Interceptors, ctx, req, func(ctx context.Context) error {
-		var err error
+	var err error
+	if len(s.cfg.Interceptors) == 0 {
 		result, streamed, err = s.dispatch(ctx, c)
-		return err
-	})
+	} else {
+		err = chain(s.cfg.Interceptors, ctx, req, func(ctx context.Context) error {
+			var err error
+			result, streamed, err = s.dispatch(ctx, c)
+			return err
+		})
+	}
 	if c.silent.Load() {
 		return
 	}
@@ -620,7 +648,7 @@ func (s *Server) dispatch(ctx context.Context, c *serverCall) (result []byte, st
 	if raw, ok := v.(Raw); ok {
 		v = msgpack.Raw(raw)
 	}
-	b := msgpack.AppendArrayHeader(nil, 1)
+	b := msgpack.AppendArrayHeader(c.scratch[:0], 1)
 	if b, err = msgpack.Append(b, v); err != nil {
 		return nil, false, fmt.Errorf("rpc: encode result of %s: %w", m.name, err)
 	}

@@ -27,28 +27,31 @@
 // Types are preserved exactly: str and bin stay distinct, as do int and
 // float, and float32 and float64.
 //
-//	msgpack        ReadAny yields             Append accepts
-//	nil            nil                        nil, nil pointer/interface/slice/map
-//	bool           bool                       bool
-//	int (signed)   int64                      int, int8 … int64
-//	int (unsigned) int64, or uint64 above     uint, uint8 … uint64, uintptr
-//	               math.MaxInt64
-//	float 32       float32                    float32
-//	float 64       float64                    float64
-//	str            string                     string
-//	bin            []byte (a copy)            []byte, [N]byte, BinKey (nil []byte is
-//	                                          an empty bin)
-//	array          []any                      slices and arrays
-//	map            map[string]any if every    maps, structs (exported fields keyed by
-//	               key is a str, otherwise    name or `msgpack:"name,omitempty"` tag;
-//	               map[any]any (bin keys      "-" skips a field)
-//	               become BinKey)
-//	ext            Ext (Data copied)          Ext
-//	any one value  Raw via Unmarshal          Raw (verbatim; empty Raw is nil)
+//	msgpack         ReadAny yields            Append encodes
+//	nil             nil                       nil, and nil pointers, interfaces,
+//	                                          slices and maps
+//	bool            bool                      bool
+//	int (signed)    int64                     int, int8 … int64 (so time.Duration)
+//	int (unsigned)  int64, or uint64 above    uint, uint8 … uint64, uintptr
+//	                math.MaxInt64
+//	float 32        float32                   float32
+//	float 64        float64                   float64
+//	str             string                    string
+//	bin             []byte (a copy)           []byte (nil is an empty bin),
+//	                                          [N]byte, BinKey
+//	array           []any                     other slices and arrays
+//	map             map[string]any if every   maps; structs as maps of their
+//	                key is a str, else        exported fields, keyed by name or
+//	                map[any]any (bin keys     `msgpack:"name,omitempty"` tag
+//	                become BinKey)            ("-" skips a field; untagged
+//	                                          embedded structs are inlined)
+//	ext             Ext (Data copied)         Ext
+//	any one value   Raw, with Unmarshal       Raw, verbatim (an empty Raw is nil)
 //
 // [Unmarshal] converts where the Go type asks for it: ints are range checked
-// ([ErrOverflow]), floats accept ints, strings accept bin and []byte accepts
-// str (Python 2 peers send bytes for strings), and msgpack nil sets pointers,
-// interfaces, slices and maps to nil and leaves any other target unchanged,
-// as encoding/json does with null.
+// ([ErrOverflow]) and never accept floats, floats accept ints, strings accept
+// bin and []byte accepts str (Python 2 peers send bytes for strings), struct
+// fields match map keys exactly first and then ignoring case, and msgpack nil
+// sets pointers, interfaces, slices and maps to nil and leaves any other
+// target unchanged, as encoding/json does with null.
 package msgpack

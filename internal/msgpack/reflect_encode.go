@@ -153,6 +153,11 @@ func appendAnyMap(b []byte, m map[any]any, depth int) ([]byte, error) {
 
 // appendValue encodes v by reflection.
 func appendValue(b []byte, v reflect.Value, depth int) ([]byte, error) {
+	if v.Kind() == reflect.Interface && !v.IsNil() && v.CanInterface() {
+		// An element of []any or a field of type any: try the fast paths.
+		// appendAny passes only concrete values back, so this cannot loop.
+		return appendAny(b, v.Elem().Interface(), depth)
+	}
 	v, ok := indirect(v)
 	if !ok {
 		return b, ErrTooDeep

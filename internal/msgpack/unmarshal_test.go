@@ -185,6 +185,28 @@ func TestUnmarshalStruct(t *testing.T) {
 	}
 }
 
+func TestUnmarshalEmbedded(t *testing.T) {
+	type Base struct{ ID int }
+	type hidden struct{ Secret string }
+	type S struct {
+		Base
+		hidden
+		Ptr   *Base
+		Name  string
+		ID    string // hides Base.ID
+		inner int
+	}
+	in := S{Base: Base{ID: 1}, hidden: hidden{Secret: "s"}, Ptr: &Base{ID: 2}, Name: "n", ID: "top"}
+	var got S
+	if _, err := Unmarshal(mustAppend(t, in), &got); err != nil {
+		t.Fatal(err)
+	}
+	in.Base.ID = 0 // hidden by S.ID, so neither encoded nor decoded
+	if !reflect.DeepEqual(got, in) {
+		t.Errorf("Unmarshal(Append(%+v)) = %+v", in, got)
+	}
+}
+
 func TestUnmarshalStructKeys(t *testing.T) {
 	type S struct {
 		Name  string `msgpack:"name"`
