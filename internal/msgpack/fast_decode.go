@@ -96,8 +96,26 @@ func readText(b []byte, want string) ([]byte, []byte, error) {
 	return rest[:h.n:h.n], rest[h.n:], nil
 }
 
+// integralFloat reads a float that holds an integer in [lo, hi), as
+// msgpack-lite (zerorpc-node) sends integers beyond 32 bits.
+func integralFloat(b []byte, lo, hi float64, target string) (float64, []byte, error) {
+	f, rest, err := ReadFloat64(b)
+	if err != nil {
+		return 0, b, err
+	}
+	if f != math.Trunc(f) || f < lo || f >= hi {
+		return 0, b, &TypeError{Want: target + " (an integral float)", Got: FloatType}
+	}
+	return f, rest, nil
+}
+
 // readIntTarget reads an int that must fit a signed type of the given bits.
+// A float holding such an integer is accepted too.
 func readIntTarget(b []byte, bits int, target string) (int64, []byte, error) {
+	if NextType(b) == FloatType {
+		f, rest, err := integralFloat(b, -math.Ldexp(1, bits-1), math.Ldexp(1, bits-1), target)
+		return int64(f), rest, err
+	}
 	var h head
 	rest, err := readTyped(b, IntType, target, &h)
 	switch {
@@ -116,6 +134,10 @@ func readIntTarget(b []byte, bits int, target string) (int64, []byte, error) {
 // readUintTarget reads an int that must fit an unsigned type of the given
 // bits.
 func readUintTarget(b []byte, bits int, target string) (uint64, []byte, error) {
+	if NextType(b) == FloatType {
+		f, rest, err := integralFloat(b, 0, math.Ldexp(1, bits), target)
+		return uint64(f), rest, err
+	}
 	var h head
 	rest, err := readTyped(b, IntType, target, &h)
 	switch {

@@ -65,7 +65,9 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"MaxUint64 into int64", uint64(math.MaxUint64), new(int64), ErrOverflow},
 		{"MaxUint64 into int", uint64(math.MaxUint64), new(int), ErrOverflow},
 		{"1<<32 into int32", 1 << 32, new(int32), ErrOverflow},
-		{"float into int", 1.0, new(int), nil},
+		{"fractional float into int", 1.5, new(int), nil},
+		{"float beyond int8", 200.0, new(int8), nil},
+		{"negative float into uint", -1.0, new(uint), nil},
 		{"str into int", "1", new(int), nil},
 		{"int into string", 1, new(string), nil},
 		{"int into bool", 1, new(bool), nil},
@@ -292,5 +294,21 @@ func TestUnmarshalFastPathAllocs(t *testing.T) {
 	})
 	if allocs > 1 { // the string
 		t.Errorf("Unmarshal fast paths allocated %v times, want 1", allocs)
+	}
+}
+
+// TestIntegralFloatIntoInt: msgpack-lite (zerorpc-node) sends integers
+// beyond 32 bits as float64; they decode into integer targets.
+func TestIntegralFloatIntoInt(t *testing.T) {
+	var i int64
+	if _, err := Unmarshal(AppendFloat64(nil, 5e9), &i); err != nil || i != 5_000_000_000 {
+		t.Errorf("Unmarshal(5e9 float) into int64 = %d, %v", i, err)
+	}
+	var u uint32
+	if _, err := Unmarshal(AppendFloat64(nil, 4e9), &u); err != nil || u != 4_000_000_000 {
+		t.Errorf("Unmarshal(4e9 float) into uint32 = %d, %v", u, err)
+	}
+	if _, err := Unmarshal(AppendFloat64(nil, 0x1p63), &i); err == nil {
+		t.Errorf("Unmarshal(2^63 float) into int64 succeeded, want an error")
 	}
 }
