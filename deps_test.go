@@ -1,0 +1,70 @@
+package mortar_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestDeps keeps the import graph honest: SDK packages never pull in the
+// NATS server, and the binary never links the testing package.
+func TestDeps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	for _, pkg := range []string{".", "./rpc"} {
+		for _, dep := range goList(t, "-deps", pkg) {
+			if strings.HasPrefix(dep, "github.com/nats-io/nats-server") {
+				t.Errorf("SDK package %s imports %s", pkg, dep)
+			}
+		}
+	}
+	for _, dep := range goList(t, "-deps", "./cmd/mortar") {
+		if dep == "testing" || strings.HasSuffix(dep, "/mortartest") {
+			t.Errorf("the mortar binary imports %s", dep)
+		}
+	}
+}
+
+// TestPackageDocs checks every package has a doc comment.
+func TestPackageDocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	for _, dir := range goList(t, "-f", "{{.Dir}}", "./...") {
+		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, nil, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, p := range pkgs {
+			if strings.HasSuffix(name, "_test") {
+				continue
+			}
+			documented := false
+			for _, f := range p.Files {
+				if f.Doc != nil {
+					documented = true
+				}
+			}
+			if !documented {
+				t.Errorf("package %s in %s has no doc comment", name, filepath.Base(dir))
+			}
+		}
+	}
+}
