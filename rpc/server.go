@@ -87,6 +87,7 @@ type Server struct {
 	ctx     context.Context // cancelled by Close: handlers stop
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // every goroutine the server starts
+	work    chan *serverCall // hands calls to idle workers
 
 	mu        sync.Mutex // guards the fields below, and Handle's writes
 	listeners map[net.Listener]struct{}
@@ -104,6 +105,7 @@ func NewServer(cfg *ServerConfig) *Server {
 		cfg:       cfg.withDefaults(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
+		work:      make(chan *serverCall),
 	}
 	s.log = s.cfg.Logger
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -461,7 +463,38 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) {
 		c.ctx, cancel = context.WithTimeout(c.ctx, time.Duration(ms)*time.Millisecond)
 		c.stopTimer = cancel
 	}
-	s.wg.Go(func() { s.runCall(c) })
+	s.dispatchCall(c)
+}
+
+// workerIdle is how long a call goroutine waits for another call before
+// it exits.
+const workerIdle = 10 * time.Second
+
+// dispatchCall runs c on an idle worker goroutine, or a new one. Reusing
+// goroutines keeps their grown stacks: a fresh goroutine per call spends
+// a noticeable share of each call growing its stack.
+func (s *Server) dispatchCall(c *serverCall) {
+	select {
+	case s.work <- c:
+	default:
+		s.wg.Go(func() { s.worker(c) })
+	}
+}
+
+func (s *Server) worker(c *serverCall) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		s.runCall(c)
+		idle.Reset(workerIdle)
+		select {
+		case c = <-s.work:
+		case <-idle.C:
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 // maxTimeoutMillis caps timeout_ms at a year; larger values are ignored.
