@@ -294,13 +294,15 @@ func (cc *clientConn) register(call *clientCall) error {
 		return cc.err
 	}
 	cc.calls[call.cid] = call
+	cc.active.Add(1)
 	return nil
 }
 
 func (cc *clientConn) unregister(call *clientCall) {
 	cc.mu.Lock()
-	if cc.calls != nil {
+	if _, ok := cc.calls[call.cid]; ok {
 		delete(cc.calls, call.cid)
+		cc.active.Add(-1)
 	}
 	cc.mu.Unlock()
 }

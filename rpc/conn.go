@@ -42,13 +42,15 @@ type conn struct {
 
 	idPrefix [8]byte
 	idSeq    atomic.Uint64
+	active   atomic.Int32 // calls open on the connection
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when pending drains or err is set
 	pending []byte
-	woken   bool  // the writer has been woken and has not taken pending yet
-	busy    bool  // the writer is writing a buffer it took
-	err     error // set once; every later send fails with it
+	spare   []byte // the last written buffer, for reuse
+	woken   bool   // the writer goroutine has been woken and not yet run
+	busy    bool   // a write is in progress, by a sender or the writer
+	err     error  // set once; every later send fails with it
 }
 
 func newConn(zc *zmtp.Conn, writeTimeout time.Duration, maxPending int) *conn {
@@ -110,8 +112,24 @@ func (c *conn) waitRoomLocked() error {
 	return c.err
 }
 
-// wakeLocked is called with mu held and releases it, waking the writer.
+// wakeLocked is called with mu held and releases it. When the connection
+// carries a single call and no write is in progress or pending, the sender
+// writes pending itself: a lone caller pays no goroutine hand-off. With
+// concurrent calls it leaves pending to the writer goroutine, waking it,
+// so that their events share writes.
 func (c *conn) wakeLocked() {
+	if !c.busy && !c.woken && c.active.Load() <= 1 {
+		buf := c.pending
+		c.pending, c.spare, c.busy = c.spare[:0], nil, true
+		c.mu.Unlock()
+		err := c.write(buf)
+		c.mu.Lock()
+		c.wrote(buf, err)
+		if len(c.pending) == 0 || c.woken || c.err != nil {
+			c.mu.Unlock()
+			return
+		}
+	}
 	wake := !c.woken
 	c.woken = true
 	c.mu.Unlock()
@@ -123,43 +141,47 @@ func (c *conn) wakeLocked() {
 	}
 }
 
-// writeLoop writes pending until the connection fails or closes. Its
-// owner runs it in a goroutine and waits for it.
+// wrote records the end of a write, with mu held: buf becomes the spare
+// buffer, and a write error kills the connection.
+func (c *conn) wrote(buf []byte, err error) {
+	c.busy = false
+	if cap(buf) <= maxSpareBuf {
+		c.spare = buf[:0]
+	}
+	if err != nil && c.err == nil {
+		c.err = fmt.Errorf("%w: write: %w", ErrConnLost, err)
+		c.nc.Close() // wakes the reader, which fails the channels
+	}
+	c.cond.Broadcast()
+}
+
+// writeLoop writes what senders leave pending, until the connection fails
+// or closes. Its owner runs it in a goroutine and waits for it.
 func (c *conn) writeLoop() {
-	var spare []byte
 	for range c.wake {
 		// Let senders that are already runnable append first: one
 		// syscall then carries all their events.
 		runtime.Gosched()
 		c.mu.Lock()
-		buf := c.pending
-		c.pending, c.woken = spare[:0], false
-		err := c.err
-		c.busy = err == nil && len(buf) > 0
-		c.mu.Unlock()
-		if err != nil {
+		for c.busy && c.err == nil {
+			c.cond.Wait() // a sender is writing directly
+		}
+		c.woken = false
+		if c.err != nil {
+			c.mu.Unlock()
 			return
 		}
-		if len(buf) == 0 {
+		if len(c.pending) == 0 {
+			c.mu.Unlock()
 			continue
 		}
-		err = c.write(buf)
-		if cap(buf) > maxSpareBuf {
-			buf = nil
-		}
-		spare = buf
-		c.mu.Lock()
-		c.busy = false
-		if err != nil && c.err == nil {
-			c.err = fmt.Errorf("%w: write: %w", ErrConnLost, err)
-		}
-		c.cond.Broadcast()
-		err = c.err
+		buf := c.pending
+		c.pending, c.spare, c.busy = c.spare[:0], nil, true
 		c.mu.Unlock()
-		if err != nil {
-			c.nc.Close() // wakes the reader, which fails the channels
-			return
-		}
+		err := c.write(buf)
+		c.mu.Lock()
+		c.wrote(buf, err)
+		c.mu.Unlock()
 	}
 }
 

@@ -86,7 +86,7 @@ type Server struct {
 	methods atomic.Pointer[map[string]*method]
 	ctx     context.Context // cancelled by Close: handlers stop
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup // every goroutine the server starts
+	wg      sync.WaitGroup   // every goroutine the server starts
 	work    chan *serverCall // hands calls to idle workers
 
 	mu        sync.Mutex // guards the fields below, and Handle's writes
@@ -457,6 +457,7 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) {
 	}
 	sc.calls[c.key] = c
 	sc.mu.Unlock()
+	sc.active.Add(1)
 	c.ctx, c.cancel = context.WithCancelCause(sc.ctx)
 	if ms := timeoutMillis(&ev); ms > 0 {
 		var cancel context.CancelFunc
@@ -648,6 +649,7 @@ func (s *Server) endCall(c *serverCall) {
 	c.sc.mu.Lock()
 	delete(c.sc.calls, c.key)
 	c.sc.mu.Unlock()
+	c.sc.active.Add(-1)
 	if c.stopTimer != nil {
 		c.stopTimer()
 	}
