@@ -13,7 +13,7 @@ import (
 // returning bin, one rpc.Client per connection, Client.Call from every
 // goroutine. Default configuration.
 func init() {
-	register(system{name: "mortar", serve: serveMortar, dial: dialMortar})
+	register(system{name: "mortar", about: "mortar rpc: ZeroRPC over ZMTP 3.1 with msgpack, default config", serve: serveMortar, dial: dialMortar})
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -1,0 +1,48 @@
+// Command bench compares mortar's RPC side by side with net/rpc and
+// gRPC-go (unary), in one run: a 16-byte echo over loopback, client and
+// server in separate processes, one client connection shared by every
+// caller.
+//
+// Usage:
+//
+//	go run ./bench [-systems netrpc,grpc,mortar] [-concurrency 1,64]
+//	    [-duration 3s] [-warmup 500ms] [-rounds 3] [-payload 16]
+//	    [-o markdown|json] [-short]
+//
+// For every round, concurrency level and system (systems interleaved
+// within a round), the driver starts a server process (this binary, run
+// as "bench serve -system NAME"), dials it once, warms up, then runs the
+// callers for -duration and records calls/s, latency percentiles, client
+// allocations and CPU per call, and server CPU per call. The report shows
+// the median of each metric across rounds.
+//
+// A system is added by a file that calls register from init; see
+// netrpc.go and grpc.go.
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() { os.Exit(runMain()) }
+
+// runMain runs the command on the process's arguments and standard files;
+// SIGINT and SIGTERM cancel its context.
+func runMain() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}
+
+// run is the whole command; it returns the exit code: 0 ok, 1 failure,
+// 2 usage.
+func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "serve" {
+		return serveMain(ctx, args[1:], stdin, stdout, stderr)
+	}
+	return driveMain(ctx, args, stdout, stderr)
+}
