@@ -119,12 +119,7 @@ func (c *conn) waitRoomLocked() error {
 // so that their events share writes.
 func (c *conn) wakeLocked() {
 	if !c.busy && !c.woken && c.active.Load() <= 1 {
-		buf := c.pending
-		c.pending, c.spare, c.busy = c.spare[:0], nil, true
-		c.mu.Unlock()
-		err := c.write(buf)
-		c.mu.Lock()
-		c.wrote(buf, err)
+		c.writePendingLocked()
 		if len(c.pending) == 0 || c.woken || c.err != nil {
 			c.mu.Unlock()
 			return
@@ -141,9 +136,15 @@ func (c *conn) wakeLocked() {
 	}
 }
 
-// wrote records the end of a write, with mu held: buf becomes the spare
-// buffer, and a write error kills the connection.
-func (c *conn) wrote(buf []byte, err error) {
+// writePendingLocked writes pending, releasing mu during the write. The
+// written buffer becomes the spare one, and a write error kills the
+// connection.
+func (c *conn) writePendingLocked() {
+	buf := c.pending
+	c.pending, c.spare, c.busy = c.spare[:0], nil, true
+	c.mu.Unlock()
+	err := c.write(buf)
+	c.mu.Lock()
 	c.busy = false
 	if cap(buf) <= maxSpareBuf {
 		c.spare = buf[:0]
@@ -175,12 +176,7 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			continue
 		}
-		buf := c.pending
-		c.pending, c.spare, c.busy = c.spare[:0], nil, true
-		c.mu.Unlock()
-		err := c.write(buf)
-		c.mu.Lock()
-		c.wrote(buf, err)
+		c.writePendingLocked()
 		c.mu.Unlock()
 	}
 }
