@@ -373,8 +373,9 @@ func (c *Client) start(ctx context.Context, req *Request, args []any) (*clientCa
 		}
 	}
 	if deadline, ok := ctx.Deadline(); ok {
-		ms := max(time.Until(deadline).Milliseconds(), 1)
-		req.header.setRaw(HeaderTimeout, msgpack.AppendInt(nil, ms))
+		// Round up, so the server's deadline never precedes ours.
+		ms := max((time.Until(deadline)+time.Millisecond-1)/time.Millisecond, 1)
+		req.header.setRaw(HeaderTimeout, msgpack.AppendInt(nil, int64(ms)))
 	}
 	cc, err := c.conn(ctx)
 	if err != nil {
@@ -472,12 +473,26 @@ func (c *Client) Call(ctx context.Context, method string, result any, args ...an
 			case evStreamDone:
 				return decodeItems(items, result)
 			case evErr:
-				return decodeRemoteError(r.args)
+				return remoteOrDeadline(ctx, r.args)
 			default:
 				return fmt.Errorf("%w: unexpected %q reply to %s", ErrProtocol, r.name, method)
 			}
 		}
 	})
+}
+
+// remoteOrDeadline returns the ERR's remote error, unless the caller's own
+// context has ended: the server's deadline, derived from the caller's, may
+// expire a moment before it, and the caller should see its own error.
+func remoteOrDeadline(ctx context.Context, args []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The timer that ends ctx may not have run yet.
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return decodeRemoteError(args)
 }
 
 // Stream calls method and yields the items it streams. If the method
@@ -510,7 +525,7 @@ func (c *Client) Stream(ctx context.Context, method string, args ...any) iter.Se
 				case evStreamDone:
 					return nil
 				case evErr:
-					return decodeRemoteError(r.args)
+					return remoteOrDeadline(ctx, r.args)
 				default:
 					return fmt.Errorf("%w: unexpected %q reply to %s", ErrProtocol, r.name, method)
 				}

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -56,6 +57,8 @@ func toRemote(err error) *RemoteError {
 	switch {
 	case errors.Is(err, ErrLostRemote):
 		return &RemoteError{Name: LostRemoteName, Message: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &RemoteError{Name: TimeoutName, Message: err.Error()}
 	}
 	return &RemoteError{Name: "Error", Message: err.Error()}
 }
