@@ -241,6 +241,12 @@ func (c *conn) readMessages(handle func(envelope [][]byte, payload []byte)) erro
 			continue
 		}
 		handle(parts[:len(parts)-1], parts[len(parts)-1])
+		if !c.zc.Buffered() {
+			// Let the goroutine handle woke (a caller, a worker) run now,
+			// ahead of this reader's next read, which would only find the
+			// socket empty and park.
+			runtime.Gosched()
+		}
 	}
 }
 

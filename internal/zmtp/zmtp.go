@@ -480,3 +480,7 @@ func EndFrame(b []byte, mark int, more bool) []byte {
 
 // SetPingHandler replaces Config.OnPing. Call it before ReadMessage.
 func (c *Conn) SetPingHandler(f func(context []byte)) { c.onPing = f }
+
+// Buffered reports whether input is already buffered past the last
+// message read, so that the next ReadMessage may not need the network.
+func (c *Conn) Buffered() bool { return c.w > c.r }
