@@ -26,10 +26,9 @@ type MethodOpts struct {
 }
 
 var (
-	ctxType   = reflect.TypeFor[context.Context]()
-	errType   = reflect.TypeFor[error]()
-	boolType  = reflect.TypeFor[bool]()
-	emptyArgs = []reflect.Value{}
+	ctxType  = reflect.TypeFor[context.Context]()
+	errType  = reflect.TypeFor[error]()
+	boolType = reflect.TypeFor[bool]()
 )
 
 // method is one callable entry of a server.

@@ -80,11 +80,6 @@ func AppendBytes(b []byte, v []byte) []byte {
 	return append(appendBinHeader(b, len(v)), v...)
 }
 
-// appendBinString appends s as a bin.
-func appendBinString(b []byte, s string) []byte {
-	return append(appendBinHeader(b, len(s)), s...)
-}
-
 // AppendArrayHeader appends the header of an array of n elements; the
 // caller appends the elements.
 func AppendArrayHeader(b []byte, n int) []byte {
