@@ -196,7 +196,7 @@ func TestUnmarshalEmbedded(t *testing.T) {
 		Ptr   *Base
 		Name  string
 		ID    string // hides Base.ID
-		inner int //lint:ignore U1000 present to check unexported fields are skipped
+		inner int    //lint:ignore U1000 present to check unexported fields are skipped
 	}
 	in := S{Base: Base{ID: 1}, hidden: hidden{Secret: "s"}, Ptr: &Base{ID: 2}, Name: "n", ID: "top"}
 	var got S
