@@ -246,7 +246,12 @@ func (cc *clientConn) snapshot(buf []heartbeated) []heartbeated {
 }
 
 // handle routes one reply event to its call.
-func (cc *clientConn) handle(_ [][]byte, payload []byte) {
+func (cc *clientConn) handle(_ [][]byte, payload []byte) bool {
+	cc.route(payload)
+	return false
+}
+
+func (cc *clientConn) route(payload []byte) {
 	var ev event
 	if err := decodeEvent(payload, &ev); err != nil {
 		cc.client.cfg.Logger.Warn("dropped malformed event", "endpoint", cc.client.endpoint, "err", err)

@@ -226,10 +226,15 @@ func (c *conn) onPing(context []byte) {
 	c.sendRaw(zmtp.AppendPong(nil, context))
 }
 
+// errHandedOff ends a read loop whose handler gave reading to another
+// goroutine.
+var errHandedOff = errors.New("rpc: reading handed off")
+
 // readMessages reads messages until the connection fails, passing each
 // one's envelope and payload to handle. Both alias a buffer that is reused
-// after handle returns.
-func (c *conn) readMessages(handle func(envelope [][]byte, payload []byte)) error {
+// after handle returns. If handle returns true, another goroutine has
+// taken over reading: readMessages returns errHandedOff at once.
+func (c *conn) readMessages(handle func(envelope [][]byte, payload []byte) (handedOff bool)) error {
 	var parts [][]byte
 	for {
 		var err error
@@ -240,7 +245,9 @@ func (c *conn) readMessages(handle func(envelope [][]byte, payload []byte)) erro
 		if len(parts) == 0 {
 			continue
 		}
-		handle(parts[:len(parts)-1], parts[len(parts)-1])
+		if handle(parts[:len(parts)-1], parts[len(parts)-1]) {
+			return errHandedOff
+		}
 		if !c.zc.Buffered() {
 			// Let the goroutine handle woke (a caller, a worker) run now,
 			// ahead of this reader's next read, which would only find the

@@ -375,3 +375,40 @@ func TestHandleRejectsBadSignatures(t *testing.T) {
 }
 
 type iter2 func(yield func(int) bool)
+
+// TestSlowLoneCallDoesNotBlockReading: a call alone on its connection runs
+// on the reading goroutine; if it is slow, reading is handed over, so a
+// second call on the same connection is still answered.
+func TestSlowLoneCallDoesNotBlockReading(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	_, ep := startServer(t, nil, func(s *rpc.Server) {
+		s.Handle("block", func() string {
+			close(started)
+			<-release
+			return "released"
+		}, nil)
+	})
+	c := dial(t, ep, nil)
+	res := make(chan error, 1)
+	go func() {
+		var s string
+		err := c.Call(t.Context(), "block", &s)
+		if err == nil && s != "released" {
+			err = errors.New("wrong result " + s)
+		}
+		res <- err
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var s string
+	if err := c.Call(ctx, "hello", &s); err != nil || s != "hello" {
+		t.Errorf("hello() while a lone call blocks = %q, %v", s, err)
+	}
+	close(release)
+	if err := <-res; err != nil {
+		t.Error(err)
+	}
+}

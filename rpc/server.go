@@ -165,6 +165,12 @@ func (s *Server) add(m *method) {
 	s.methods.Store(&next)
 }
 
+// streams reports whether name is a streaming method.
+func (s *Server) streams(name []byte) bool {
+	m := s.lookup(name)
+	return m != nil && m.streams()
+}
+
 func (s *Server) lookup(name []byte) *method {
 	return (*s.methods.Load())[string(name)]
 }
@@ -328,6 +334,9 @@ type serverConn struct {
 	peer   string
 	ctx    context.Context // cancelled when the connection ends
 	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the connection ends: stops heartbeats
+
+	takeOver *time.Timer // used by the reading goroutine only, see runInline
 
 	mu    sync.Mutex
 	calls map[string]*serverCall
@@ -353,20 +362,50 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	s.log.Debug("peer connected", "peer", peer, "socket_type", zc.PeerSocketType())
 	s.wg.Go(sc.writeLoop)
-	done := make(chan struct{})
+	sc.done = make(chan struct{})
 	if s.cfg.HeartbeatInterval > 0 {
-		s.wg.Go(func() { heartbeats(sc.conn, s.cfg.HeartbeatInterval, done, sc.snapshot) })
+		s.wg.Go(func() { heartbeats(sc.conn, s.cfg.HeartbeatInterval, sc.done, sc.snapshot) })
 	}
-	err = sc.readMessages(sc.handle)
-	close(done)
+	sc.read()
+}
+
+// read reads the connection until it ends, then cleans up; unless it hands
+// reading to another goroutine (see runInline), which then does both.
+func (sc *serverConn) read() {
+	s := sc.srv
+	err := sc.readMessages(sc.handle)
+	if err == errHandedOff {
+		return
+	}
+	close(sc.done)
 	sc.cancel(ErrConnLost)
 	sc.close(ErrConnLost)
 	s.removeConn(sc)
 	if isClosedErr(err) {
-		s.log.Debug("peer disconnected", "peer", peer)
+		s.log.Debug("peer disconnected", "peer", sc.peer)
 	} else {
-		s.log.Warn("peer dropped", "peer", peer, "err", err)
+		s.log.Warn("peer dropped", "peer", sc.peer, "err", err)
 	}
+}
+
+// inlineBudget is how long a call may run on the reading goroutine before
+// another goroutine takes over reading.
+const inlineBudget = time.Millisecond
+
+// runInline runs c, the only call on the connection, on the reading
+// goroutine: its reply leaves without a goroutine switch, the shortest
+// path for a lone caller. If c is still running after inlineBudget, a new
+// goroutine takes over reading, so a slow call never holds up the
+// connection; runInline then reports that this goroutine is no longer the
+// reader.
+func (sc *serverConn) runInline(c *serverCall) (handedOff bool) {
+	if sc.takeOver == nil {
+		sc.takeOver = time.AfterFunc(inlineBudget, func() { sc.srv.wg.Go(sc.read) })
+	} else {
+		sc.takeOver.Reset(inlineBudget)
+	}
+	sc.srv.runCall(c)
+	return !sc.takeOver.Stop()
 }
 
 func (s *Server) addConn(sc *serverConn) bool {
@@ -396,11 +435,11 @@ func (sc *serverConn) snapshot(buf []heartbeated) []heartbeated {
 
 // handle routes one incoming message: an event on an open channel goes to
 // its call, any other event opens a channel and starts a call.
-func (sc *serverConn) handle(envelope [][]byte, payload []byte) {
+func (sc *serverConn) handle(envelope [][]byte, payload []byte) (handedOff bool) {
 	var ev event
 	if err := decodeEvent(payload, &ev); err != nil {
 		sc.srv.log.Warn("dropped malformed event", "peer", sc.peer, "err", err)
-		return
+		return false
 	}
 	if ev.respTo != nil {
 		sc.mu.Lock()
@@ -409,13 +448,24 @@ func (sc *serverConn) handle(envelope [][]byte, payload []byte) {
 		if c != nil {
 			c.control(&ev)
 		}
-		return // a late event for a finished call: nothing to do
+		return false // else a late event for a finished call: nothing to do
 	}
 	if ev.msgID == nil {
 		sc.srv.log.Warn("dropped event without message_id", "peer", sc.peer, "name", string(ev.name))
-		return
+		return false
 	}
-	sc.startCall(envelope, payload)
+	c := sc.startCall(envelope, payload)
+	switch {
+	case c == nil:
+		return false
+	case sc.active.Load() == 1 && !sc.zc.Buffered() && !sc.srv.streams(c.name):
+		// The only call, and no other request is waiting in the read
+		// buffer. (A stream would wait for _zpc_more, which only the
+		// reader can receive, so streams never run inline.)
+		return sc.runInline(c)
+	}
+	sc.srv.dispatchCall(c)
+	return false
 }
 
 // delimiter is the usual envelope of a DEALER's message: one empty frame.
@@ -435,7 +485,9 @@ func copyEnvelope(env [][]byte) [][]byte {
 	return out
 }
 
-func (sc *serverConn) startCall(envelope [][]byte, payload []byte) {
+// startCall opens the call's channel and returns the call to run, or nil
+// if it was answered or dropped already.
+func (sc *serverConn) startCall(envelope [][]byte, payload []byte) *serverCall {
 	s := sc.srv
 	c := &serverCall{sc: sc, credits: 1}
 	c.payload = append([]byte(nil), payload...)
@@ -446,14 +498,14 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) {
 	if !s.callStarted() {
 		c.ctx = sc.ctx
 		c.send(evErr, encodeRemoteError(errShuttingDown))
-		return
+		return nil
 	}
 	sc.mu.Lock()
 	if _, dup := sc.calls[c.key]; dup {
 		sc.mu.Unlock()
 		s.callEnded()
 		s.log.Warn("dropped request reusing an open channel's message_id", "peer", sc.peer)
-		return
+		return nil
 	}
 	sc.calls[c.key] = c
 	sc.mu.Unlock()
@@ -464,7 +516,7 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) {
 		c.ctx, cancel = context.WithTimeout(c.ctx, time.Duration(ms)*time.Millisecond)
 		c.stopTimer = cancel
 	}
-	s.dispatchCall(c)
+	return c
 }
 
 // workerIdle is how long a call goroutine waits for another call before
