@@ -336,8 +336,6 @@ type serverConn struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{} // closed when the connection ends: stops heartbeats
 
-	takeOver *time.Timer // used by the reading goroutine only, see runInline
-
 	mu    sync.Mutex
 	calls map[string]*serverCall
 }
@@ -399,13 +397,21 @@ const inlineBudget = time.Millisecond
 // connection; runInline then reports that this goroutine is no longer the
 // reader.
 func (sc *serverConn) runInline(c *serverCall) (handedOff bool) {
-	if sc.takeOver == nil {
-		sc.takeOver = time.AfterFunc(inlineBudget, func() { sc.srv.wg.Go(sc.read) })
-	} else {
-		sc.takeOver.Reset(inlineBudget)
-	}
+	// Whoever flips decided first wins: the timer hands reading over, or
+	// this goroutine, having finished in time, keeps it. A timer per run
+	// keeps one run's timer from deciding for the next reader's run.
+	var decided atomic.Bool
+	t := time.AfterFunc(inlineBudget, func() {
+		if decided.CompareAndSwap(false, true) {
+			sc.srv.wg.Go(sc.read)
+		}
+	})
 	sc.srv.runCall(c)
-	return !sc.takeOver.Stop()
+	if decided.CompareAndSwap(false, true) {
+		t.Stop()
+		return false
+	}
+	return true
 }
 
 func (s *Server) addConn(sc *serverConn) bool {
