@@ -391,7 +391,7 @@ func (c *Client) start(ctx context.Context, req *Request, args []any) (*clientCa
 	call.queue = call.qbuf[:0]
 	cc.newID((*[16]byte)(&call.cid))
 	key := msgpack.AppendBytes(call.idBuf[:0], call.cid[:])
-	call.init("", key, delimiter)
+	call.init(key, delimiter)
 	if err := cc.register(call); err != nil {
 		return nil, err
 	}

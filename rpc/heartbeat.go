@@ -14,15 +14,14 @@ func mono() int64 { return int64(time.Since(epoch)) }
 // and the heartbeat bookkeeping. A channel is identified by the message_id
 // of its first event; every later event carries it as response_to.
 type channel struct {
-	key      string   // the ID's exact msgpack encoding, as a map key
-	id       []byte   // the same bytes, sent back as response_to
+	id       []byte   // the ID's exact msgpack encoding, sent as response_to
 	envelope [][]byte // ZMTP frames before the payload (routing, delimiter)
 	lastSeen atomic.Int64
 	lastHB   atomic.Int64
 }
 
-func (ch *channel) init(key string, id []byte, envelope [][]byte) {
-	ch.key, ch.id, ch.envelope = key, id, envelope
+func (ch *channel) init(id []byte, envelope [][]byte) {
+	ch.id, ch.envelope = id, envelope
 	now := mono()
 	ch.lastSeen.Store(now)
 	ch.lastHB.Store(now)

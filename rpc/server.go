@@ -500,7 +500,8 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) *serverCall {
 	var ev event
 	decodeEvent(c.payload, &ev) // cannot fail: it decoded before the copy
 	c.name, c.args, c.rawHeader = ev.name, ev.args, ev.rawHeader
-	c.init(string(ev.msgID), ev.msgID, copyEnvelope(envelope))
+	c.key = string(ev.msgID)
+	c.init(ev.msgID, copyEnvelope(envelope))
 	if !s.callStarted() {
 		c.ctx = sc.ctx
 		c.send(evErr, encodeRemoteError(errShuttingDown))
@@ -575,6 +576,7 @@ func timeoutMillis(ev *event) int64 {
 // serverCall is one call in flight on a server.
 type serverCall struct {
 	channel
+	key       string // the channel ID, as the key of serverConn.calls
 	sc        *serverConn
 	scratch   [128]byte // encodes a small result without allocating
 	payload   []byte    // the request event; the fields below alias it
