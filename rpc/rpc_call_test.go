@@ -412,3 +412,30 @@ func TestSlowLoneCallDoesNotBlockReading(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestIPCEndpoint(t *testing.T) {
+	t.Parallel()
+	ep := "ipc://" + t.TempDir() + "/rpc.sock"
+	l, err := rpc.Listen(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rpc.Endpoint(l.Addr()); got != ep {
+		t.Errorf("Endpoint() = %q, want %q", got, ep)
+	}
+	srv := rpc.NewServer(&rpc.ServerConfig{Logger: testLogger(t)})
+	srv.Handle("hello", func() string { return "hello" }, nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	defer func() { srv.Close(); <-done }()
+	c := dial(t, ep, nil)
+	var s string
+	if err := c.Call(t.Context(), "hello", &s); err != nil || s != "hello" {
+		t.Errorf("hello() over ipc = %q, %v", s, err)
+	}
+	for _, bad := range []string{"udp://x:1", "tcp://nohostport", "ipc://"} {
+		if _, err := rpc.Listen(bad); err == nil {
+			t.Errorf("Listen(%q) succeeded", bad)
+		}
+	}
+}
