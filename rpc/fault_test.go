@@ -370,3 +370,32 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+// TestMaxCallsPerConn: calls beyond the limit on one connection are
+// refused at once with ServerBusy; other connections are unaffected.
+func TestMaxCallsPerConn(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	_, ep := startServer(t, &rpc.ServerConfig{MaxCallsPerConn: 2}, func(s *rpc.Server) {
+		s.Handle("park", func(ctx context.Context) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		}, nil)
+	})
+	defer close(release)
+	p := dialRaw(t, ep)
+	p.send([]byte{}, request("p1", "park"))
+	p.send([]byte{}, request("p2", "park"))
+	p.send([]byte{}, request("p3", "park"))
+	name, args, hdr := p.recvEvent()
+	if name != "ERR" || args.([]any)[0] != "ServerBusy" || string(hdr["response_to"].([]byte)) != "p3" {
+		t.Errorf("third call: %s %v %v, want ERR ServerBusy for p3", name, args, hdr)
+	}
+	c := dial(t, ep, nil)
+	if err := c.Call(t.Context(), "hello", nil); err != nil {
+		t.Errorf("another connection: %v", err)
+	}
+}

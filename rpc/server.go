@@ -23,6 +23,7 @@ const (
 	HandshakeTimeoutDefault  = 10 * time.Second
 	WriteTimeoutDefault      = 30 * time.Second
 	MaxPendingDefault        = 4 << 20
+	MaxCallsPerConnDefault   = 10000
 	MaxMessageSizeDefault    = zmtp.MaxMessageSizeDefault
 	ServerNameDefault        = "mortar"
 )
@@ -49,6 +50,10 @@ type ServerConfig struct {
 	// MaxPending bounds the bytes queued for one peer before its handlers
 	// wait for the peer to read. Defaults to MaxPendingDefault.
 	MaxPending int
+	// MaxCallsPerConn bounds the calls in flight on one connection; calls
+	// beyond it are answered at once with an ERR named ServerBusy.
+	// Defaults to MaxCallsPerConnDefault.
+	MaxCallsPerConn int
 	// TLSConfig, if set, makes Serve speak TLS on every listener.
 	TLSConfig *tls.Config
 	// Interceptors run around every call, the first outermost.
@@ -68,6 +73,7 @@ func (c *ServerConfig) withDefaults() ServerConfig {
 	cfg.HandshakeTimeout = cmp.Or(cfg.HandshakeTimeout, HandshakeTimeoutDefault)
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, WriteTimeoutDefault)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, MaxPendingDefault)
+	cfg.MaxCallsPerConn = cmp.Or(cfg.MaxCallsPerConn, MaxCallsPerConnDefault)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -75,8 +81,12 @@ func (c *ServerConfig) withDefaults() ServerConfig {
 	return cfg
 }
 
-// errShuttingDown is sent to calls that arrive during Shutdown.
-var errShuttingDown = &RemoteError{Name: "ServerClosed", Message: "server is shutting down"}
+var (
+	// errShuttingDown is sent to calls that arrive during Shutdown.
+	errShuttingDown = &RemoteError{Name: "ServerClosed", Message: "server is shutting down"}
+	// errBusy is sent to calls beyond MaxCallsPerConn.
+	errBusy = &RemoteError{Name: "ServerBusy", Message: "too many calls in flight on this connection"}
+)
 
 // Server serves zerorpc calls: a ZeroMQ ROUTER socket speaking ZMTP 3.1,
 // reachable by zerorpc-python, zerorpc-node and mortar clients.
@@ -512,6 +522,14 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) *serverCall {
 		sc.mu.Unlock()
 		s.callEnded()
 		s.log.Warn("dropped request reusing an open channel's message_id", "peer", sc.peer)
+		return nil
+	}
+	if len(sc.calls) >= s.cfg.MaxCallsPerConn {
+		sc.mu.Unlock()
+		s.callEnded()
+		s.log.Warn("refused call: too many calls in flight on one connection", "peer", sc.peer, "limit", s.cfg.MaxCallsPerConn)
+		c.ctx = sc.ctx
+		c.send(evErr, encodeRemoteError(errBusy))
 		return nil
 	}
 	sc.calls[c.key] = c
