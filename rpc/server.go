@@ -175,12 +175,6 @@ func (s *Server) add(m *method) {
 	s.methods.Store(&next)
 }
 
-// streams reports whether name is a streaming method.
-func (s *Server) streams(name []byte) bool {
-	m := s.lookup(name)
-	return m != nil && m.streams()
-}
-
 func (s *Server) lookup(name []byte) *method {
 	return (*s.methods.Load())[string(name)]
 }
@@ -474,7 +468,7 @@ func (sc *serverConn) handle(envelope [][]byte, payload []byte) (handedOff bool)
 	switch {
 	case c == nil:
 		return false
-	case sc.active.Load() == 1 && !sc.zc.Buffered() && !sc.srv.streams(c.name):
+	case sc.active.Load() == 1 && !sc.zc.Buffered() && (c.m == nil || !c.m.streams()):
 		// The only call, and no other request is waiting in the read
 		// buffer. (A stream would wait for _zpc_more, which only the
 		// reader can receive, so streams never run inline.)
@@ -510,11 +504,11 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) *serverCall {
 	var ev event
 	decodeEvent(c.payload, &ev) // cannot fail: it decoded before the copy
 	c.name, c.args, c.rawHeader = ev.name, ev.args, ev.rawHeader
+	c.m = s.lookup(c.name)
 	c.key = string(ev.msgID)
 	c.init(ev.msgID, copyEnvelope(envelope))
 	if !s.callStarted() {
-		c.ctx = sc.ctx
-		c.send(evErr, encodeRemoteError(errShuttingDown))
+		c.refuse(errShuttingDown)
 		return nil
 	}
 	sc.mu.Lock()
@@ -528,8 +522,7 @@ func (sc *serverConn) startCall(envelope [][]byte, payload []byte) *serverCall {
 		sc.mu.Unlock()
 		s.callEnded()
 		s.log.Warn("refused call: too many calls in flight on one connection", "peer", sc.peer, "limit", s.cfg.MaxCallsPerConn)
-		c.ctx = sc.ctx
-		c.send(evErr, encodeRemoteError(errBusy))
+		c.refuse(errBusy)
 		return nil
 	}
 	sc.calls[c.key] = c
@@ -599,6 +592,7 @@ type serverCall struct {
 	scratch   [128]byte // encodes a small result without allocating
 	payload   []byte    // the request event; the fields below alias it
 	name      []byte
+	m         *method // the method called, nil if the server has none
 	args      []byte
 	rawHeader []byte
 
@@ -613,6 +607,12 @@ type serverCall struct {
 }
 
 func (c *serverCall) state() *channel { return &c.channel }
+
+// refuse answers a call that will not run, on a channel never registered.
+func (c *serverCall) refuse(re *RemoteError) {
+	c.ctx = c.sc.ctx
+	c.send(evErr, encodeRemoteError(re))
+}
 
 func (c *serverCall) lost() {
 	if !c.silent.Swap(true) {
@@ -740,7 +740,7 @@ var nilArgs = []byte{0xc0}
 // dispatch runs the method and returns the encoded args of its OK reply,
 // or streamed if it sent STREAM events instead.
 func (s *Server) dispatch(ctx context.Context, c *serverCall) (result []byte, streamed bool, err error) {
-	m := s.lookup(c.name)
+	m := c.m
 	if m == nil {
 		return nil, false, &RemoteError{Name: NameErrorName, Message: string(c.name)}
 	}
