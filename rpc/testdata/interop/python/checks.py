@@ -10,6 +10,16 @@ parses these lines; node/client.js prints the same check names.
 import json
 import time
 
+
+def typeof(x):
+    """Return the msgpack type name of x."""
+    for t, name in ((type(None), "nil"), (bool, "bool"), (int, "int"), (float, "float"),
+                    (str, "str"), (bytes, "bin"), (list, "array"), (dict, "map")):
+        if isinstance(x, t):
+            return name
+    return type(x).__name__
+
+
 NAME = "TestService"
 
 # TestService's methods: argument names and docs, as every server reports them.

@@ -32,7 +32,7 @@ import uuid
 import msgpack
 import zmq
 
-from checks import METHODS, NAME, Adapter, Remote, run
+from checks import METHODS, NAME, Adapter, Remote, run, typeof
 
 WINDOW = 100  # stream items a client lets a server send ahead, as zerorpc-python
 
@@ -241,15 +241,6 @@ def add(a, b):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError("unsupported operand types for +: %r and %r" % (typeof(a), typeof(b)))
     return a + b
-
-
-def typeof(x):
-    """Return the msgpack type name of x."""
-    for t, name in ((type(None), "nil"), (bool, "bool"), (int, "int"), (float, "float"),
-                    (str, "str"), (bytes, "bin"), (list, "array"), (dict, "map")):
-        if isinstance(x, t):
-            return name
-    return type(x).__name__
 
 
 def fail(msg):

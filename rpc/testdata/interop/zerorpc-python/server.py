@@ -17,6 +17,9 @@ import gevent.select
 
 from zerorpc_compat import zerorpc
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from checks import typeof  # noqa: E402
+
 _task = gevent.local.local()  # the request header of the call a greenlet serves
 
 
@@ -44,15 +47,6 @@ def echo(x):
 def add(a, b):
     """Return a + b."""
     return a + b
-
-
-def typeof(x):
-    """Return the msgpack type name of x."""
-    for t, name in ((type(None), "nil"), (bool, "bool"), (int, "int"), (float, "float"),
-                    (str, "str"), (bytes, "bin"), (list, "array"), (dict, "map")):
-        if isinstance(x, t):
-            return name
-    return type(x).__name__
 
 
 def fail(msg):
