@@ -41,6 +41,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	fmt.Fprintln(stderr, "mortar:", err)
+	if _, ok := errors.AsType[startupError](err); ok {
+		return ExitStartup
+	}
 	if _, ok := errors.AsType[usageError](err); ok || isCobraUsage(err) {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return ExitUsage
@@ -79,7 +82,8 @@ e.g. --timeout with MORTAR_TIMEOUT; a flag on the command line wins.`,
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err} })
-	root.AddCommand(newVersionCmd(stdout), newCallCmd(stdout, stderr))
+	root.AddCommand(newVersionCmd(stdout), newCallCmd(stdout, stderr), newServerCmd(stderr))
+	addPartCommands(root, stdout, stderr)
 	annotateEnv(root)
 	return root
 }

@@ -1,0 +1,19 @@
+package cli
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// addPartCommands adds the noun commands of each part (service, config).
+func addPartCommands(root *cobra.Command, stdout, stderr io.Writer) {
+	for _, c := range []*cobra.Command{
+		newServiceCmd(stdout, stderr),
+		newConfigCmd(stdout, stderr),
+	} {
+		if c != nil {
+			root.AddCommand(c)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/node"
+	"github.com/spf13/cobra"
+)
+
+// ExitStartup is the exit code of a server that failed to start.
+const ExitStartup = 3
+
+// startupError marks a server that could not start.
+type startupError struct{ err error }
+
+func (e startupError) Error() string { return e.err.Error() }
+func (e startupError) Unwrap() error { return e.err }
+
+func newServerCmd(stderr io.Writer) *cobra.Command {
+	var (
+		cfg       node.Config
+		routes    string
+		dur       string
+		logLevel  string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a mortar node (the control plane)",
+		Long: `Run a mortar node: an embedded NATS server with JetStream holding all state
+in --data-dir, the registry and config servers, and the admin HTTP API with
+/healthz, /readyz and /metrics.
+
+With no flags it runs a single node: NATS clients on 127.0.0.1:4222, the
+admin API on 127.0.0.1:7070, data in ./mortar-data, every write fsynced
+before it is acknowledged. State survives restarts. SIGINT or SIGTERM stops
+it gracefully.
+
+A cluster is three or more nodes, each with its own --name and
+--cluster-listen, and --routes listing every node's cluster address:
+
+  mortar server --name n1 --data-dir d1 --port 4222 --admin 127.0.0.1:7070 \
+    --cluster-listen 127.0.0.1:6222 --routes 127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224
+
+State is then replicated on three nodes (R3): an acknowledged write
+survives the loss of any one of them. --nats-url uses an existing NATS
+cluster (JetStream enabled) instead of embedding one.
+
+Exit codes: 0 after a graceful stop, 2 for bad flags, 3 when the node
+could not start.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(stderr, logLevel, logFormat)
+			if err != nil {
+				return usageError{err}
+			}
+			cfg.Logger = log
+			cfg.Durability = node.Durability(dur)
+			if routes != "" {
+				cfg.Routes = strings.Split(routes, ",")
+			}
+			n, err := node.New(&cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx := cmd.Context()
+			errc := make(chan error, 1)
+			go func() { errc <- n.Run(ctx) }()
+			select {
+			case <-n.Ready():
+				fmt.Fprintf(cmd.OutOrStdout(), "mortar %s node %q ready\n  nats:  %s\n  admin: %s\n  data:  %s\n",
+					mortar.Version(), n.Name(), orIn(n.ClientURL(), "in-process"), orIn(adminHTTP(n.AdminAddr()), "off"), dataDirLine(cfg))
+				if ca := n.ClusterAddr(); ca != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  cluster routes: %s\n", ca)
+				}
+				return <-errc
+			case err := <-errc:
+				if err != nil && !errors.Is(err, ctx.Err()) {
+					return startupError{err}
+				}
+				return err
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "", "node name, stable across restarts (default: the host name)")
+	f.StringVar(&cfg.DataDir, "data-dir", node.DataDirDefault, "directory for the node's state")
+	f.StringVar(&cfg.Host, "host", node.HostDefault, "address NATS clients connect to")
+	f.IntVar(&cfg.Port, "port", node.PortDefault, "NATS client port (-1 picks a random port)")
+	f.StringVar(&cfg.AdminAddr, "admin", node.AdminAddrDefault, `admin HTTP address (API, /healthz, /readyz, /metrics); "off" disables it`)
+	f.StringVar(&cfg.ClusterName, "cluster-name", node.ClusterNameDefault, "cluster name, the same on every node")
+	f.StringVar(&cfg.ClusterListen, "cluster-listen", "", "host:port for cluster routes (enables clustering)")
+	f.StringVar(&routes, "routes", "", "comma-separated cluster addresses of the nodes (host:port)")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this external NATS cluster instead of embedding one")
+	f.StringVar(&dur, "durability", string(node.DurabilityAlways), `"always" fsyncs every write before acknowledging it; "interval" fsyncs every --sync-interval (faster, see docs/operations.md)`)
+	f.DurationVar(&cfg.SyncInterval, "sync-interval", node.SyncIntervalDefault, "fsync period with --durability interval")
+	f.IntVar(&cfg.Replicas, "replicas", 0, "replication factor of mortar's state (default 3 in a cluster, else 1)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func orIn(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+func adminHTTP(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	return "http://" + addr
+}
+
+func dataDirLine(cfg node.Config) string {
+	if cfg.NATSURL != "" {
+		return "external NATS at " + cfg.NATSURL
+	}
+	return cfg.DataDir
+}

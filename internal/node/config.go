@@ -1,0 +1,169 @@
+package node
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DataDirDefault      = "./mortar-data"
+	HostDefault         = "127.0.0.1"
+	PortDefault         = 4222
+	AdminAddrDefault    = "127.0.0.1:7070"
+	ClusterNameDefault  = "mortar"
+	SyncIntervalDefault = 2 * time.Minute
+	NodeTTLDefault      = 10 * time.Second
+	// MaxPayload lets a 1 MiB config value travel with its metadata.
+	MaxPayload = 4 << 20
+)
+
+// Durability says when the embedded engine fsyncs its file store.
+type Durability string
+
+// Durability settings.
+const (
+	// DurabilityAlways fsyncs every write before it is acknowledged
+	// (nats-server's sync_always). The default.
+	DurabilityAlways Durability = "always"
+	// DurabilityInterval fsyncs every SyncInterval; an acknowledged write
+	// can be lost if every replica's machine crashes within the interval.
+	DurabilityInterval Durability = "interval"
+)
+
+// Config configures a Node. Its zero value runs a single node with its
+// data in ./mortar-data, NATS clients on 127.0.0.1:4222 and the admin HTTP
+// API on 127.0.0.1:7070.
+type Config struct {
+	// Name is this node's name, stable across restarts: the NATS server
+	// name and the node's identity in the cluster. Defaults to the host
+	// name.
+	Name string
+	// DataDir holds the engine's file store. Defaults to DataDirDefault.
+	DataDir string
+	// Host and Port are where NATS clients (the SDK) connect. Host
+	// defaults to HostDefault; Port 0 means PortDefault and -1 a random
+	// port.
+	Host string
+	Port int
+	// DontListen serves NATS clients in process only (tests).
+	DontListen bool
+	// ClusterName names the NATS cluster. Defaults to ClusterNameDefault.
+	ClusterName string
+	// ClusterListen is host:port for cluster routes; empty means a
+	// single node. Port 0 picks a random port.
+	ClusterListen string
+	// Routes are the other nodes' cluster addresses (host:port or
+	// nats-route://host:port).
+	Routes []string
+	// NATSURL, when set, makes the node use that NATS cluster instead of
+	// embedding one; DataDir, Host, Port and the cluster fields are then
+	// unused.
+	NATSURL string
+	// Durability defaults to DurabilityAlways.
+	Durability Durability
+	// SyncInterval is the fsync period with DurabilityInterval. Defaults
+	// to SyncIntervalDefault (nats-server's own default).
+	SyncInterval time.Duration
+	// Replicas is the replication factor of mortar's buckets and streams.
+	// Defaults to 3 when the node is clustered (ClusterListen set, or an
+	// external clustered NATS), else 1.
+	Replicas int
+	// AdminAddr is the admin HTTP listen address (API, /healthz, /readyz,
+	// /metrics). Defaults to AdminAddrDefault; "off" disables it.
+	AdminAddr string
+	// NodeTTL is how long the node's liveness key outlives its last
+	// renewal. Defaults to NodeTTLDefault.
+	NodeTTL time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// withDefaults validates c and returns a copy with defaults applied.
+func (c Config) withDefaults() (Config, error) {
+	if c.Name == "" {
+		h, _ := os.Hostname()
+		c.Name = sanitizeName(h)
+	}
+	if !nameRE.MatchString(c.Name) {
+		return c, fmt.Errorf("node: name %q: use 1 to 64 of A-Z a-z 0-9 _ -", c.Name)
+	}
+	c.DataDir = cmp.Or(c.DataDir, DataDirDefault)
+	c.Host = cmp.Or(c.Host, HostDefault)
+	switch {
+	case c.Port == 0:
+		c.Port = PortDefault
+	case c.Port < -1 || c.Port > 65535:
+		return c, fmt.Errorf("node: port %d out of range", c.Port)
+	}
+	c.ClusterName = cmp.Or(c.ClusterName, ClusterNameDefault)
+	if !nameRE.MatchString(c.ClusterName) {
+		return c, fmt.Errorf("node: cluster name %q: use 1 to 64 of A-Z a-z 0-9 _ -", c.ClusterName)
+	}
+	if c.ClusterListen != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterListen); err != nil {
+			return c, fmt.Errorf("node: cluster listen address %q: %w", c.ClusterListen, err)
+		}
+	}
+	if len(c.Routes) > 0 && c.ClusterListen == "" {
+		return c, fmt.Errorf("node: routes need a cluster listen address")
+	}
+	c.Routes = slices.Clone(c.Routes)
+	for i, r := range c.Routes {
+		if !strings.Contains(r, "://") {
+			r = "nats-route://" + r
+			c.Routes[i] = r
+		}
+	}
+	switch c.Durability {
+	case "":
+		c.Durability = DurabilityAlways
+	case DurabilityAlways, DurabilityInterval:
+	default:
+		return c, fmt.Errorf("node: durability %q: want %q or %q", c.Durability, DurabilityAlways, DurabilityInterval)
+	}
+	c.SyncInterval = cmp.Or(c.SyncInterval, SyncIntervalDefault)
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return c, fmt.Errorf("node: replicas %d: want 1 to 5", c.Replicas)
+	}
+	c.AdminAddr = cmp.Or(c.AdminAddr, AdminAddrDefault)
+	c.NodeTTL = cmp.Or(c.NodeTTL, NodeTTLDefault)
+	if c.NodeTTL < time.Second {
+		return c, fmt.Errorf("node: node TTL %v: at least 1s", c.NodeTTL)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	return c, nil
+}
+
+// sanitizeName turns a host name into a node name.
+func sanitizeName(h string) string {
+	h, _, _ = strings.Cut(h, ".")
+	b := []byte(h)
+	for i, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 {
+		return "mortar"
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}

@@ -1,0 +1,279 @@
+// Package mortartest starts real mortar nodes for tests and examples, as
+// net/http/httptest starts real HTTP servers: an embedded NATS server with
+// JetStream on a random loopback port, data in a temporary directory, the
+// admin HTTP API on a random port, logs on the test's output. Cleanup
+// stops every node and waits for all its goroutines.
+package mortartest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/node"
+)
+
+// StartTimeout bounds how long a node may take to become ready (a cluster
+// waits for its meta leader).
+const StartTimeout = 90 * time.Second
+
+// Options adjust a test node. A nil *Options means defaults.
+type Options struct {
+	// Name of the node. Defaults to "n1" (in a cluster n1, n2, …).
+	Name string
+	// DataDir defaults to a new tb.TempDir().
+	DataDir string
+	// NATSURL makes the node use an external NATS instead of embedding.
+	NATSURL string
+	// DurabilityInterval turns off fsync on every write.
+	DurabilityInterval bool
+	// LogLevel defaults to the MORTAR_TEST_LOG environment variable
+	// (debug, info, warn, error), else warn.
+	LogLevel slog.Level
+
+	clusterListen string
+	routes        []string
+	clusterName   string
+}
+
+// Node is a running test node.
+type Node struct {
+	tb   testing.TB
+	cfg  node.Config
+	mu   sync.Mutex
+	n    *node.Node
+	stop context.CancelFunc
+	done chan error
+}
+
+// StartNode starts a single node with defaults and returns once it is
+// ready.
+func StartNode(tb testing.TB) *Node { return Start(tb, nil) }
+
+// Start starts a single node with opts and returns once it is ready.
+func Start(tb testing.TB, opts *Options) *Node {
+	tb.Helper()
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	n := newNode(tb, o)
+	n.start()
+	n.waitReady()
+	return n
+}
+
+func newNode(tb testing.TB, o Options) *Node {
+	if o.Name == "" {
+		o.Name = "n1"
+	}
+	if o.DataDir == "" {
+		o.DataDir = tb.TempDir()
+	}
+	level := o.LogLevel
+	if level == 0 {
+		level = envLevel()
+	}
+	cfg := node.Config{
+		Name:          o.Name,
+		DataDir:       o.DataDir,
+		Host:          "127.0.0.1",
+		Port:          -1,
+		AdminAddr:     "127.0.0.1:0",
+		NATSURL:       o.NATSURL,
+		ClusterName:   o.clusterName,
+		ClusterListen: o.clusterListen,
+		Routes:        o.routes,
+		NodeTTL:       3 * time.Second,
+		Logger:        slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: level})),
+	}
+	if o.DurabilityInterval {
+		cfg.Durability = node.DurabilityInterval
+	}
+	n := &Node{tb: tb, cfg: cfg}
+	tb.Cleanup(n.Stop)
+	return n
+}
+
+func envLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("MORTAR_TEST_LOG"))); err != nil {
+		return slog.LevelWarn
+	}
+	return l
+}
+
+func (n *Node) start() {
+	n.tb.Helper()
+	nd, err := node.New(&n.cfg)
+	if err != nil {
+		n.tb.Fatalf("mortartest: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- nd.Run(ctx) }()
+	n.mu.Lock()
+	n.n, n.stop, n.done = nd, cancel, done
+	n.mu.Unlock()
+}
+
+func (n *Node) waitReady() {
+	n.tb.Helper()
+	n.mu.Lock()
+	nd, done := n.n, n.done
+	n.mu.Unlock()
+	select {
+	case <-nd.Ready():
+		// Pin the client port so that a restart comes back where clients
+		// reconnect to.
+		if u := nd.ClientURL(); u != "" {
+			if _, port, err := net.SplitHostPort(strings.TrimPrefix(u, "nats://")); err == nil {
+				fmt.Sscan(port, &n.cfg.Port)
+			}
+		}
+	case err := <-done:
+		done <- err
+		n.tb.Fatalf("mortartest: node %s failed to start: %v", n.cfg.Name, err)
+	case <-time.After(StartTimeout):
+		n.tb.Fatalf("mortartest: node %s not ready after %v", n.cfg.Name, StartTimeout)
+	}
+}
+
+// Stop stops the node and waits until it has shut down. It is safe to
+// call more than once; cleanup calls it.
+func (n *Node) Stop() {
+	n.mu.Lock()
+	stop, done := n.stop, n.done
+	n.stop, n.done = nil, nil
+	n.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	stop()
+	if err := <-done; err != nil {
+		n.tb.Errorf("mortartest: node %s: %v", n.cfg.Name, err)
+	}
+}
+
+// Restart stops the node if it runs and starts it again on the same data
+// directory and cluster address (the client port may change).
+func (n *Node) Restart() {
+	n.tb.Helper()
+	n.Stop()
+	n.start()
+	n.waitReady()
+}
+
+// StartAsync starts a stopped node without waiting for it to be ready;
+// WaitReady waits.
+func (n *Node) StartAsync() { n.tb.Helper(); n.start() }
+
+// WaitReady waits until the node is ready.
+func (n *Node) WaitReady() { n.tb.Helper(); n.waitReady() }
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// DataDir returns the node's data directory.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
+
+// URL returns the NATS URL SDK clients use.
+func (n *Node) URL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.n.ClientURL()
+}
+
+// AdminURL returns the admin HTTP base URL, e.g. http://127.0.0.1:41234.
+func (n *Node) AdminURL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return "http://" + n.n.AdminAddr()
+}
+
+// Dial connects to the node; cleanup closes the connection.
+func (n *Node) Dial(tb testing.TB) *mortar.Conn { return dial(tb, n.URL()) }
+
+func dial(tb testing.TB, urls string) *mortar.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := mortar.Dial(ctx, urls, &mortar.Options{
+		Name:   "mortartest",
+		Logger: slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: envLevel()})),
+	})
+	if err != nil {
+		tb.Fatalf("mortartest: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// Cluster is a set of nodes forming one NATS cluster with R3 state.
+type Cluster struct {
+	Nodes []*Node
+}
+
+// StartCluster starts size nodes (3 or 5) on 127.0.0.1 that route to each
+// other, and returns once every node is ready.
+func StartCluster(tb testing.TB, size int) *Cluster {
+	tb.Helper()
+	if size < 3 {
+		tb.Fatalf("mortartest: a cluster needs at least 3 nodes, not %d", size)
+	}
+	addrs := make([]string, size)
+	for i := range addrs {
+		addrs[i] = freeAddr(tb)
+	}
+	c := &Cluster{}
+	for i := range size {
+		n := newNode(tb, Options{
+			Name:          fmt.Sprintf("n%d", i+1),
+			clusterName:   "test",
+			clusterListen: addrs[i],
+			routes:        addrs,
+		})
+		c.Nodes = append(c.Nodes, n)
+	}
+	for _, n := range c.Nodes {
+		n.start()
+	}
+	for _, n := range c.Nodes {
+		n.waitReady()
+	}
+	return c
+}
+
+// URLs returns every running node's NATS URL, comma-separated, for Dial.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, n := range c.Nodes {
+		n.mu.Lock()
+		if n.stop != nil {
+			urls = append(urls, n.n.ClientURL())
+		}
+		n.mu.Unlock()
+	}
+	return strings.Join(urls, ",")
+}
+
+// Dial connects to the cluster through every node; cleanup closes it.
+func (c *Cluster) Dial(tb testing.TB) *mortar.Conn { return dial(tb, c.URLs()) }
+
+// freeAddr reserves a loopback port for a cluster route listener.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("mortartest: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
