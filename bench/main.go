@@ -41,8 +41,15 @@ func runMain() int {
 // run is the whole command; it returns the exit code: 0 ok, 1 failure,
 // 2 usage.
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "serve" {
-		return serveMain(ctx, args[1:], stdin, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return serveMain(ctx, args[1:], stdin, stdout, stderr)
+		case "serve-node":
+			return serveNodeMain(ctx, args[1:], stdin, stdout, stderr)
+		case "config":
+			return configMain(ctx, args[1:], stdout, stderr)
+		}
 	}
 	return driveMain(ctx, args, stdout, stderr)
 }

@@ -33,12 +33,18 @@ type serverProc struct {
 // waits for its address. The process is killed if ctx ends or after
 // timeout.
 func startServer(ctx context.Context, name string, timeout time.Duration, stderr io.Writer) (*serverProc, error) {
+	return startSelf(ctx, name, timeout, stderr, "serve", "-system", name)
+}
+
+// startSelf runs this executable with args as a server process named
+// name, and waits for its "listening ADDR" line.
+func startSelf(ctx context.Context, name string, timeout time.Duration, stderr io.Writer, args ...string) (*serverProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start %s server: %w", name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	cmd := exec.CommandContext(ctx, exe, "serve", "-system", name)
+	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Stderr = stderr
 	p := &serverProc{name: name, cmd: cmd, cancel: cancel}
 	if err := p.start(); err != nil {

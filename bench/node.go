@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/node"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func init() {
+	registerKV(kvSystem{
+		name:  "engine-kv",
+		about: "mortar's engine alone: a JetStream KV bucket (R1, sync_always) on the node, written with nats.go; the floor under the config center",
+		start: func(ctx context.Context, dir string, stderr io.Writer) (*kvServer, error) {
+			return startNodeKV(ctx, dir, "always", stderr, newEngineKV)
+		},
+	})
+}
+
+// serveNodeMain is "bench serve-node -data-dir D -durability always|interval":
+// a mortar node in this process, printing "listening NATS_URL", until
+// stdin ends.
+func serveNodeMain(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench serve-node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data-dir", "", "data directory (required)")
+	dur := fs.String("durability", "always", "always or interval")
+	if err := fs.Parse(args); err != nil || *dir == "" {
+		return 2
+	}
+	n, err := node.New(&node.Config{
+		Name: "bench", DataDir: *dir, Port: -1, AdminAddr: "off",
+		Durability: node.Durability(*dur),
+		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "bench serve-node:", err)
+		return 2
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- n.Run(ctx) }()
+	select {
+	case <-n.Ready():
+	case err := <-errc:
+		fmt.Fprintln(stderr, "bench serve-node:", err)
+		return 1
+	}
+	in, restore, err := interruptible(stdin)
+	if err != nil {
+		return 1
+	}
+	defer restore()
+	fmt.Fprintf(stdout, "listening %s\n", n.ClientURL())
+	if err := commands(ctx, in, stdout); err != nil {
+		fmt.Fprintln(stderr, "bench serve-node:", err)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		fmt.Fprintln(stderr, "bench serve-node:", err)
+		return 1
+	}
+	printCPU(stdout)
+	return 0
+}
+
+// startNodeKV starts "bench serve-node" and connects a client made by
+// newClient.
+func startNodeKV(ctx context.Context, dir, durability string, stderr io.Writer,
+	newClient func(ctx context.Context, c *mortar.Conn) (kvClient, error)) (*kvServer, error) {
+	p, err := startSelf(ctx, "mortar", 10*time.Minute, stderr, "serve-node", "-data-dir", dir, "-durability", durability)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := mortar.Dial(dctx, p.addr, &mortar.Options{Name: "bench", Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		p.kill()
+		return nil, err
+	}
+	cl, err := newClient(dctx, conn)
+	if err != nil {
+		conn.Close()
+		p.kill()
+		return nil, err
+	}
+	return &kvServer{client: cl, pid: p.cmd.Process.Pid, stop: func() error {
+		conn.Close()
+		return p.stop()
+	}}, nil
+}
+
+type engineKV struct{ kv jetstream.KeyValue }
+
+func newEngineKV(ctx context.Context, c *mortar.Conn) (kvClient, error) {
+	kv, err := c.JetStream().CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bench", Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, err
+	}
+	return engineKV{kv}, nil
+}
+
+func (e engineKV) Put(ctx context.Context, key string, val []byte) error {
+	_, err := e.kv.Put(ctx, key, val)
+	return err
+}
+
+func (e engineKV) Watch(ctx context.Context, key string) (<-chan []byte, error) {
+	w, err := e.kv.Watch(ctx, key, jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan []byte, 1024)
+	go func() {
+		defer close(out)
+		for ent := range w.Updates() {
+			if ent == nil {
+				continue
+			}
+			select {
+			case out <- ent.Value():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (e engineKV) Close() error { return nil }
