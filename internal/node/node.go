@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -277,6 +278,21 @@ func (n *Node) startEngine() (*server.Server, error) {
 			opts.Routes = append(opts.Routes, u)
 		}
 	}
+	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	// nats-server reports a taken port only in its log, and then never
+	// becomes ready; check first for a clear error.
+	if !opts.DontListen && opts.Port > 0 {
+		if err := probeListen(net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))); err != nil {
+			return nil, fmt.Errorf("node: nats client port: %w", err)
+		}
+	}
+	if opts.Cluster.Port > 0 {
+		if err := probeListen(net.JoinHostPort(opts.Cluster.Host, strconv.Itoa(opts.Cluster.Port))); err != nil {
+			return nil, fmt.Errorf("node: cluster port: %w", err)
+		}
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("node: embedded nats: %w", err)
@@ -361,6 +377,15 @@ func (n *Node) renewLiveness(ctx context.Context, st *store.Store) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// probeListen reports whether addr can be listened on now.
+func probeListen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
 func (n *Node) listenAdmin() (net.Listener, error) {

@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/node"
 	"github.com/mortarhq/mortar/mortartest"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 )
 
@@ -105,5 +111,70 @@ func TestClusterForms(t *testing.T) {
 	}
 	if got := info.CachedInfo().Config.Replicas; got != 3 {
 		t.Fatalf("nodes bucket replicas = %d, want 3", got)
+	}
+}
+
+// TestNodeExternalNATS runs a node on an existing NATS server (JetStream
+// on) instead of embedding one.
+func TestNodeExternalNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external nats not ready")
+	}
+	n := mortartest.Start(t, &mortartest.Options{NATSURL: ns.ClientURL()})
+	if n.URL() != ns.ClientURL() {
+		t.Errorf("node URL = %q, want the external %q", n.URL(), ns.ClientURL())
+	}
+	// The node's layout lives on the external server.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.KeyValue(t.Context(), "mortar_nodes"); err != nil {
+		t.Fatalf("mortar_nodes bucket on the external server: %v", err)
+	}
+	c := n.Dial(t)
+	err = c.Do(t.Context(), "no.such", nil, nil)
+	if mortar.ErrorCode(err) != mortar.CodeNotFound {
+		t.Fatalf("Do through external NATS = %v, want not_found", err)
+	}
+	n.Stop()
+}
+
+func TestNodeConfigErrors(t *testing.T) {
+	for _, cfg := range []node.Config{
+		{Name: "bad name"},
+		{Port: 70000},
+		{Durability: "sometimes"},
+		{Routes: []string{"127.0.0.1:6222"}},
+		{ClusterListen: "nonsense"},
+		{Replicas: 9},
+		{NodeTTL: time.Millisecond},
+	} {
+		if _, err := node.New(&cfg); err == nil {
+			t.Errorf("node.New(%+v) = nil error", cfg)
+		}
+	}
+}
+
+func TestNodePortInUse(t *testing.T) {
+	n1 := mortartest.StartNode(t)
+	_, port, _ := strings.Cut(strings.TrimPrefix(n1.URL(), "nats://127.0.0.1"), ":")
+	p, _ := strconv.Atoi(port)
+	nd, err := node.New(&node.Config{Name: "n2", DataDir: t.TempDir(), Port: p, AdminAddr: "off", Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := nd.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("Run on a taken port = %v (ctx %v), want a startup error", err, ctx.Err())
 	}
 }
