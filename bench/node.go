@@ -22,6 +22,13 @@ func init() {
 			return startNodeKV(ctx, dir, "always", stderr, newEngineKV)
 		},
 	})
+	registerKV(kvSystem{
+		name:  "engine-kv-interval",
+		about: "as engine-kv with --durability interval (fsync every 2 minutes)",
+		start: func(ctx context.Context, dir string, stderr io.Writer) (*kvServer, error) {
+			return startNodeKV(ctx, dir, "interval", stderr, newEngineKV)
+		},
+	})
 }
 
 // serveNodeMain is "bench serve-node -data-dir D -durability always|interval":
@@ -102,7 +109,7 @@ func startNodeKV(ctx context.Context, dir, durability string, stderr io.Writer,
 type engineKV struct{ kv jetstream.KeyValue }
 
 func newEngineKV(ctx context.Context, c *mortar.Conn) (kvClient, error) {
-	kv, err := c.JetStream().CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bench", Storage: jetstream.FileStorage})
+	kv, err := c.JetStream().CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bench", Storage: jetstream.FileStorage, History: 64})
 	if err != nil {
 		return nil, err
 	}
