@@ -21,6 +21,7 @@ import (
 
 	"github.com/mortarhq/mortar"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxBodyBytes bounds a request body on both transports: a 1 MiB config
@@ -54,11 +55,31 @@ type Mux struct {
 	mu  sync.RWMutex
 	ops map[string]Handler
 	log *slog.Logger
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
 }
 
-// NewMux returns an empty Mux logging to log.
-func NewMux(log *slog.Logger) *Mux {
-	return &Mux{ops: map[string]Handler{}, log: log.With("component", "api")}
+// NewMux returns an empty Mux logging to log and registering its metrics
+// on reg (nil means none).
+func NewMux(log *slog.Logger, reg prometheus.Registerer) *Mux {
+	m := &Mux{
+		ops: map[string]Handler{},
+		log: log.With("component", "api"),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mortar_api_requests_total",
+			Help: "API requests by operation and result code (\"ok\" or an error code).",
+		}, []string{"op", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mortar_api_request_duration_seconds",
+			Help:    "API request handling time by operation.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"op"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration)
+	}
+	return m
 }
 
 // Handle registers op. It panics on a duplicate or malformed name: that is
@@ -94,8 +115,18 @@ func (m *Mux) Call(ctx context.Context, req *Request) (out []byte, err error) {
 	h := m.ops[req.Op]
 	m.mu.RUnlock()
 	if h == nil {
+		m.requests.WithLabelValues("unknown", string(mortar.CodeNotFound)).Inc()
 		return nil, mortar.Errorf(mortar.CodeNotFound, "unknown operation %q", req.Op)
 	}
+	start := time.Now()
+	defer func() {
+		m.duration.WithLabelValues(req.Op).Observe(time.Since(start).Seconds())
+		code := "ok"
+		if err != nil {
+			code = string(mortar.ErrorCode(err))
+		}
+		m.requests.WithLabelValues(req.Op, code).Inc()
+	}()
 	defer func() {
 		if p := recover(); p != nil {
 			m.log.Error("api handler panicked", "op", req.Op, "panic", p)

@@ -67,7 +67,7 @@ func New(cfg *Config) (*Node, error) {
 		cfg:     c,
 		log:     log,
 		metrics: reg,
-		mux:     api.NewMux(log),
+		mux:     api.NewMux(log, reg),
 		ready:   make(chan struct{}),
 	}, nil
 }

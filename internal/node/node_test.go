@@ -35,20 +35,6 @@ func httpGet(t *testing.T, url string) (int, string) {
 
 func TestNodeAdminEndpoints(t *testing.T) {
 	n := mortartest.StartNode(t)
-	for _, tc := range []struct {
-		path string
-		code int
-		want string
-	}{
-		{"/healthz", 200, `"ok"`},
-		{"/readyz", 200, `"ready"`},
-		{"/metrics", 200, "go_goroutines"},
-	} {
-		code, body := httpGet(t, n.AdminURL()+tc.path)
-		if code != tc.code || !strings.Contains(body, tc.want) {
-			t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, code, body, tc.code, tc.want)
-		}
-	}
 	resp, err := http.Post(n.AdminURL()+"/api/v1/no.such", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +43,21 @@ func TestNodeAdminEndpoints(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 || !strings.Contains(string(b), `"code":"not_found"`) {
 		t.Errorf("POST unknown op = %d %s", resp.StatusCode, b)
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/healthz", 200, `"ok"`},
+		{"/readyz", 200, `"ready"`},
+		{"/metrics", 200, "go_goroutines"},
+		{"/metrics", 200, `mortar_api_requests_total{code="not_found",op="unknown"}`},
+	} {
+		code, body := httpGet(t, n.AdminURL()+tc.path)
+		if code != tc.code || !strings.Contains(body, tc.want) {
+			t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, code, body, tc.code, tc.want)
+		}
 	}
 }
 
