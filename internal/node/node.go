@@ -46,7 +46,6 @@ type Node struct {
 	clientURL string
 	adminAddr string
 	store     *store.Store
-	startErr  error
 }
 
 // New validates cfg (nil means all defaults) and returns a Node that is
