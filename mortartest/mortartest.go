@@ -277,3 +277,30 @@ func freeAddr(tb testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// StreamLeader returns the node that leads the JetStream stream named
+// stream ("KV_<bucket>" for a bucket), asking through conn.
+func (c *Cluster) StreamLeader(tb testing.TB, conn *mortar.Conn, stream string) *Node {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		s, err := conn.JetStream().Stream(ctx, stream)
+		if err == nil {
+			info, err := s.Info(ctx)
+			if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+				for _, n := range c.Nodes {
+					if n.Name() == info.Cluster.Leader {
+						return n
+					}
+				}
+				tb.Fatalf("mortartest: stream %s led by unknown node %q", stream, info.Cluster.Leader)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("mortartest: no leader for stream %s: %v", stream, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
