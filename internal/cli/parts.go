@@ -9,6 +9,7 @@ import (
 // addPartCommands adds the noun commands of each part (service, config).
 func addPartCommands(root *cobra.Command, stdout, stderr io.Writer) {
 	for _, c := range []*cobra.Command{
+		newNodeCmd(stdout, stderr),
 		newServiceCmd(stdout, stderr),
 		newConfigCmd(stdout, stderr),
 	} {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mortarhq/mortar/mortartest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine,
@@ -89,5 +91,25 @@ func TestServerBadFlagsAndStartup(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("mortar %v = %d, stderr %q; want %d containing %q", tc.args, code, stderr, tc.code, tc.want)
 		}
+	}
+}
+
+func TestNodeList(t *testing.T) {
+	n := mortartest.StartNode(t)
+	code, out, stderr := run(t, "node", "list", "--url", n.URL())
+	if code != ExitOK || !strings.Contains(out, "NAME") || !strings.Contains(out, "n1") {
+		t.Fatalf("node list = %d %q %q", code, out, stderr)
+	}
+	code, out, _ = run(t, "node", "list", "--url", n.URL(), "-o", "json")
+	if code != ExitOK || !strings.Contains(out, `"name": "n1"`) || !strings.Contains(out, `"replicas": 1`) {
+		t.Fatalf("node list -o json = %d %q", code, out)
+	}
+	code, _, stderr = run(t, "node", "list", "--url", n.URL(), "-o", "yaml")
+	if code != ExitUsage || !strings.Contains(stderr, "--output") {
+		t.Fatalf("node list -o yaml = %d %q, want usage", code, stderr)
+	}
+	code, _, stderr = run(t, "node", "list", "--url", "nats://127.0.0.1:1", "--timeout", "200ms")
+	if code != ExitFailure || !strings.Contains(stderr, "mortar server") {
+		t.Fatalf("node list with no node = %d %q", code, stderr)
 	}
 }

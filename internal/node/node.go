@@ -190,6 +190,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return n.fail(g, err)
 	}
+	n.registerOps(st, replicas)
 	for _, p := range parts {
 		p.Register(n.mux)
 	}

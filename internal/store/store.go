@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -114,4 +115,24 @@ func Transient(err error) bool {
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// APIError turns an engine error into what the API answers: transient
+// conditions become unavailable (clients retry), a lost compare-and-set
+// becomes conflict; anything else is returned as is, for the API to log
+// and answer as internal.
+func APIError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		return &mortar.Error{Code: mortar.CodeConflict, Message: "changed since it was read"}
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return &mortar.Error{Code: mortar.CodeConflict, Message: "changed since it was read"}
+	}
+	if Transient(err) {
+		return &mortar.Error{Code: mortar.CodeUnavailable, Message: "the engine is not available now; retry"}
+	}
+	return err
 }
