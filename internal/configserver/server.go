@@ -1,15 +1,26 @@
 // Package configserver is the control-plane half of the configuration
 // center: it serves the config API operations (versioned writes with
-// compare-and-set, history, diff, rollback, gray release).
+// compare-and-set, history, diff, rollback, gray release, namespaces) on
+// top of the one config stream that internal/store lays out. It keeps no
+// state of its own: every node answers from the stream, and watchers get
+// changes from the stream's republish, not from this server.
 package configserver
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/api"
+	"github.com/mortarhq/mortar/internal/configwire"
 	"github.com/mortarhq/mortar/internal/store"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,21 +29,481 @@ type Config struct {
 	Store    *store.Store
 	Conn     *nats.Conn
 	NodeName string
-	Logger   *slog.Logger
-	Metrics  prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics is where the server registers its metrics; nil means
+	// nowhere.
+	Metrics prometheus.Registerer
 }
 
 // Server is the config center's control-plane half on one node.
-type Server struct{ cfg Config }
+type Server struct {
+	st  *store.Store
+	log *slog.Logger
+
+	writes   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// maxAttempts bounds the read-then-compare-and-set loop of one
+// unconditional write under contention.
+const maxAttempts = 32
+
+// headerRequestID is stored on every message a request writes, so that a
+// retried request finds its own write.
+const headerRequestID = "Mortar-Request-Id"
 
 // New returns a Server.
-func New(cfg Config) (*Server, error) { return &Server{cfg: cfg}, nil }
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("configserver: no store")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		st:  cfg.Store,
+		log: log.With("component", "config"),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mortar_config_writes_total",
+			Help: "Config writes by operation and result (ok, or an error code).",
+		}, []string{"op", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mortar_config_write_duration_seconds",
+			Help:    "Config write time (read, compare-and-set publish, acknowledgement) by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"op"}),
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(s.writes); err != nil {
+			return nil, fmt.Errorf("configserver: metrics: %w", err)
+		}
+		if err := cfg.Metrics.Register(s.duration); err != nil {
+			return nil, fmt.Errorf("configserver: metrics: %w", err)
+		}
+	}
+	return s, nil
+}
 
-// Register adds the config center's operations to mux.
-func (s *Server) Register(mux *api.Mux) {}
-
-// Run serves until ctx ends.
+// Run serves until ctx ends. The server has no background work: the
+// operations run on the API mux's goroutines.
 func (s *Server) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
+}
+
+// Register adds the config center's operations to mux.
+func (s *Server) Register(mux *api.Mux) {
+	handle(mux, "config.get", s.get)
+	handle(mux, "config.list", s.list)
+	handle(mux, "config.history", s.history)
+	handle(mux, "config.diff", s.diff)
+	s.handleWrite(mux, "config.set", s.set)
+	s.handleWrite(mux, "config.delete", s.delete)
+	s.handleWrite(mux, "config.rollback", s.rollback)
+	s.handleWrite(mux, "config.gray.set", s.graySet)
+	handle(mux, "config.gray.get", s.grayGet)
+	s.handleWrite(mux, "config.gray.promote", s.grayPromote)
+	s.handleWrite(mux, "config.gray.abandon", s.grayAbandon)
+	s.handleWrite(mux, "config.ns.create", s.nsCreate)
+	handle(mux, "config.ns.list", s.nsList)
+	s.handleWrite(mux, "config.ns.delete", s.nsDelete)
+}
+
+// handle registers a typed operation: the body decodes strictly into Req.
+func handle[Req any](mux *api.Mux, op string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) {
+	mux.Handle(op, func(ctx context.Context, r *api.Request) (any, error) {
+		req, err := api.Decode[Req](r.Body)
+		if err != nil {
+			return nil, err
+		}
+		out, err := fn(ctx, r.RequestID, &req)
+		return out, store.APIError(err)
+	})
+}
+
+// handleWrite is handle with write metrics.
+func handleWrite[Req any](s *Server, mux *api.Mux, op string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) {
+	handle(mux, op, func(ctx context.Context, reqID string, req *Req) (any, error) {
+		start := time.Now()
+		out, err := fn(ctx, reqID, req)
+		s.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		result := "ok"
+		if err != nil {
+			result = string(mortar.ErrorCode(store.APIError(err)))
+		}
+		s.writes.WithLabelValues(op, result).Inc()
+		return out, err
+	})
+}
+
+func (s *Server) handleWrite(mux *api.Mux, op string, fn any) {
+	switch fn := fn.(type) {
+	case func(context.Context, string, *configwire.SetRequest) (any, error):
+		handleWrite(s, mux, op, fn)
+	case func(context.Context, string, *configwire.DeleteRequest) (any, error):
+		handleWrite(s, mux, op, fn)
+	case func(context.Context, string, *configwire.RollbackRequest) (any, error):
+		handleWrite(s, mux, op, fn)
+	case func(context.Context, string, *configwire.GraySetRequest) (any, error):
+		handleWrite(s, mux, op, fn)
+	case func(context.Context, string, *configwire.GrayRequest) (any, error):
+		handleWrite(s, mux, op, fn)
+	case func(context.Context, string, *configwire.NSRequest) (any, error):
+		handleWrite(s, mux, op, fn)
+	default:
+		panic(fmt.Sprintf("configserver: handler type %T for %s", fn, op))
+	}
+}
+
+func invalid(format string, args ...any) error {
+	return mortar.Errorf(mortar.CodeInvalidArgument, format, args...)
+}
+
+// checkKey validates and defaults k.
+func checkKey(k *configwire.Key) error {
+	k.NS = cmp.Or(k.NS, configwire.DefaultNS)
+	if !configwire.ValidName(k.NS) {
+		return invalid("namespace %q: want 1 to 64 of [A-Za-z0-9_-]", k.NS)
+	}
+	if !configwire.ValidName(k.Group) {
+		return invalid("group %q: want 1 to 64 of [A-Za-z0-9_-]", k.Group)
+	}
+	if err := configwire.CheckKey(k.Key); err != nil {
+		return invalid("%v", err)
+	}
+	return nil
+}
+
+func checkMeta(author, comment string) error {
+	if len(author) > configwire.MaxAuthorBytes {
+		return invalid("author is longer than %d bytes", configwire.MaxAuthorBytes)
+	}
+	if len(comment) > configwire.MaxCommentBytes {
+		return invalid("comment is longer than %d bytes", configwire.MaxCommentBytes)
+	}
+	return nil
+}
+
+// checkValue validates a value and its content type.
+func checkValue(v configwire.Value, contentType string) ([]byte, error) {
+	data, ok := v.Bytes()
+	if !ok {
+		return nil, invalid("give the value in exactly one of value and value_base64")
+	}
+	if len(data) > configwire.MaxValueBytes {
+		return nil, mortar.Errorf(mortar.CodeTooLarge, "value is %d bytes, more than %d", len(data), configwire.MaxValueBytes)
+	}
+	if !configwire.ValidContentType(contentType) {
+		return nil, invalid("content type %q: want one of %v", contentType, configwire.ContentTypes)
+	}
+	if err := configwire.CheckContent(contentType, data); err != nil {
+		return nil, invalid("%v", err)
+	}
+	return data, nil
+}
+
+// stored is one decoded message of the stream.
+type stored struct {
+	seq  uint64
+	rec  *configwire.Record
+	data []byte
+	hdr  nats.Header
+}
+
+func decode(m *jetstream.RawStreamMsg) (*stored, error) {
+	rec, err := configwire.DecodeRecord(m.Header, m.Data)
+	if err != nil {
+		return nil, fmt.Errorf("configserver: %s seq %d: %w", m.Subject, m.Sequence, err)
+	}
+	return &stored{seq: m.Sequence, rec: rec, data: m.Data, hdr: m.Header}, nil
+}
+
+// last returns the last message on subj, or nil.
+func (s *Server) last(ctx context.Context, subj string) (*stored, error) {
+	m, err := s.st.ConfigLast(ctx, subj)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	return decode(m)
+}
+
+// live reports whether a value or gray record is current (not a
+// tombstone or a cleared gray).
+func (st *stored) live() bool { return st != nil && !st.rec.Deleted }
+
+func (st *stored) version() uint64 {
+	if st == nil {
+		return 0
+	}
+	return st.rec.Version
+}
+
+// checkNS answers not_found for a namespace that does not exist.
+func (s *Server) checkNS(ctx context.Context, ns string) error {
+	if ns == configwire.DefaultNS {
+		return nil
+	}
+	last, err := s.last(ctx, configwire.NSSubject(ns))
+	if err != nil {
+		return err
+	}
+	if !last.live() {
+		return mortar.Errorf(mortar.CodeNotFound, "namespace %q does not exist; create it with config.ns.create (mortar config ns create %s)", ns, ns)
+	}
+	return nil
+}
+
+// build makes the next message for a subject given its last one; it
+// returns a *mortar.Error to refuse (a lost user compare-and-set), or
+// nil msg to report that prev already is the result.
+type build func(prev *stored) (*nats.Msg, error)
+
+// write appends to subj with compare-and-set on the subject's last
+// sequence, retrying while other writers win, and applies a request ID
+// once: a retried request whose write is already stored gets that write
+// back.
+func (s *Server) write(ctx context.Context, subj, reqID string, b build) (*stored, error) {
+	for range maxAttempts {
+		prev, err := s.last(ctx, subj)
+		if err != nil {
+			return nil, err
+		}
+		if reqID != "" && prev != nil && prev.hdr.Get(headerRequestID) == reqID {
+			return prev, nil
+		}
+		msg, err := b(prev)
+		if err != nil {
+			return nil, err
+		}
+		if msg == nil {
+			return prev, nil
+		}
+		msg.Subject = subj
+		var prevSeq uint64
+		if prev != nil {
+			prevSeq = prev.seq
+		}
+		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(prevSeq, 10))
+		if reqID != "" {
+			msg.Header.Set(headerRequestID, reqID)
+			msg.Header.Set(jetstream.MsgIDHeader, reqID+":"+subj)
+		}
+		ack, err := s.st.ConfigPublish(ctx, msg)
+		if isWrongLast(err) {
+			continue // another writer won; re-read and re-check
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ack.Duplicate {
+			m, err := s.st.ConfigGet(ctx, ack.Sequence)
+			if err != nil {
+				return nil, err
+			}
+			return decode(m)
+		}
+		rec, err := configwire.DecodeMeta(msg.Header)
+		if err != nil {
+			return nil, err
+		}
+		return &stored{seq: ack.Sequence, rec: rec, data: msg.Data, hdr: msg.Header}, nil
+	}
+	return nil, mortar.Errorf(mortar.CodeConflict, "too many concurrent writers; retry")
+}
+
+func isWrongLast(err error) bool {
+	apiErr, ok := errors.AsType[*jetstream.APIError](err)
+	return ok && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// newMsg returns a message carrying rec (Size and SHA256 filled) and data.
+func newMsg(rec *configwire.Record, data []byte) *nats.Msg {
+	rec.Size = len(data)
+	rec.SHA256 = configwire.Sum(data)
+	if rec.Time.IsZero() {
+		rec.Time = time.Now().UTC()
+	}
+	m := &nats.Msg{Header: nats.Header{}, Data: data}
+	m.Header.Set(configwire.HeaderMeta, configwire.EncodeHeader(rec))
+	return m
+}
+
+// checkExpected applies a user compare-and-set against prev.
+func checkExpected(expected *uint64, prev *stored) error {
+	if expected == nil {
+		return nil
+	}
+	cur := uint64(0)
+	if prev.live() {
+		cur = prev.rec.Version
+	}
+	if *expected == cur {
+		return nil
+	}
+	if *expected == 0 {
+		return mortar.Errorf(mortar.CodeConflict, "key exists at version %d; expected it not to exist", cur)
+	}
+	if cur == 0 {
+		return mortar.Errorf(mortar.CodeConflict, "key does not exist; expected version %d", *expected)
+	}
+	return mortar.Errorf(mortar.CodeConflict, "key is at version %d; expected version %d", cur, *expected)
+}
+
+func (s *Server) set(ctx context.Context, reqID string, req *configwire.SetRequest) (any, error) {
+	if err := checkKey(&req.Key); err != nil {
+		return nil, err
+	}
+	if err := checkMeta(req.Author, req.Comment); err != nil {
+		return nil, err
+	}
+	if _, ok := req.Value.Bytes(); !ok {
+		return nil, invalid("give the value in exactly one of value and value_base64")
+	}
+	if err := s.checkNS(ctx, req.NS); err != nil {
+		return nil, err
+	}
+	// Validate once against the content type given, or text; a missing
+	// type inherits the current one and is revalidated in the loop.
+	data, err := checkValue(req.Value, cmp.Or(req.ContentType, configwire.TypeText))
+	if err != nil {
+		return nil, err
+	}
+	subj := configwire.ValueSubject(req.NS, req.Group, req.Key.Key)
+	out, err := s.write(ctx, subj, reqID, func(prev *stored) (*nats.Msg, error) {
+		if err := checkExpected(req.ExpectedVersion, prev); err != nil {
+			return nil, err
+		}
+		ct := req.ContentType
+		if ct == "" {
+			ct = configwire.TypeText
+			if prev.live() {
+				ct = prev.rec.ContentType
+			}
+			if err := configwire.CheckContent(ct, data); err != nil {
+				return nil, invalid("%v (content type %s, kept from version %d)", err, ct, prev.version())
+			}
+		}
+		return newMsg(&configwire.Record{
+			Version: prev.version() + 1, Author: req.Author, Comment: req.Comment, ContentType: ct,
+		}, data), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.rec.Info(out.seq), nil
+}
+
+func (s *Server) delete(ctx context.Context, reqID string, req *configwire.DeleteRequest) (any, error) {
+	if err := checkKey(&req.Key); err != nil {
+		return nil, err
+	}
+	if err := checkMeta(req.Author, req.Comment); err != nil {
+		return nil, err
+	}
+	if err := s.checkNS(ctx, req.NS); err != nil {
+		return nil, err
+	}
+	subj := configwire.ValueSubject(req.NS, req.Group, req.Key.Key)
+	out, err := s.write(ctx, subj, reqID, func(prev *stored) (*nats.Msg, error) {
+		if err := checkExpected(req.ExpectedVersion, prev); err != nil {
+			return nil, err
+		}
+		if !prev.live() {
+			return nil, notFound(req.Key)
+		}
+		return newMsg(&configwire.Record{
+			Version: prev.version() + 1, Author: req.Author, Comment: req.Comment,
+			ContentType: prev.rec.ContentType, Deleted: true,
+		}, nil), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.rec.Info(out.seq), nil
+}
+
+func notFound(k configwire.Key) error {
+	return mortar.Errorf(mortar.CodeNotFound, "key %s/%s/%q does not exist", k.NS, k.Group, k.Key)
+}
+
+// version returns version v of subj (0 means the last), whose last
+// message is last.
+func (s *Server) version(ctx context.Context, k configwire.Key, subj string, last *stored, v uint64) (*stored, error) {
+	if last == nil || v > last.rec.Version {
+		return nil, mortar.Errorf(mortar.CodeNotFound, "key %s/%s/%q has no version %d", k.NS, k.Group, k.Key, v)
+	}
+	if v == 0 || v == last.rec.Version {
+		return last, nil
+	}
+	var seq uint64
+	errFound := errors.New("found")
+	counts, err := s.st.ConfigSubjects(ctx, subj)
+	if err != nil {
+		return nil, err
+	}
+	err = s.st.ConfigScan(ctx, subj, counts[subj], func(sq uint64, h nats.Header) error {
+		rec, err := configwire.DecodeMeta(h)
+		if err == nil && rec.Version == v {
+			seq = sq
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return nil, err
+	}
+	if seq == 0 {
+		return nil, mortar.Errorf(mortar.CodeNotFound, "key %s/%s/%q has no version %d", k.NS, k.Group, k.Key, v)
+	}
+	m, err := s.st.ConfigGet(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	return decode(m)
+}
+
+func (s *Server) get(ctx context.Context, _ string, req *configwire.GetRequest) (any, error) {
+	if err := checkKey(&req.Key); err != nil {
+		return nil, err
+	}
+	if err := s.checkNS(ctx, req.NS); err != nil {
+		return nil, err
+	}
+	subj := configwire.ValueSubject(req.NS, req.Group, req.Key.Key)
+	last, err := s.last(ctx, subj)
+	if err != nil {
+		return nil, err
+	}
+	resp := &configwire.GetResponse{}
+	if req.WithGray {
+		g, err := s.last(ctx, configwire.GraySubject(req.NS, req.Group, req.Key.Key))
+		if err != nil {
+			return nil, err
+		}
+		if g != nil {
+			resp.GrayRevision = g.seq
+		}
+		if g.live() {
+			resp.Gray = configwire.GrayInfoOf(g.rec, g.seq, g.data)
+		}
+		if req.Version == 0 && !last.live() {
+			if last != nil {
+				resp.VersionInfo = last.rec.Info(last.seq)
+			}
+			return resp, nil
+		}
+	}
+	if req.Version == 0 && !last.live() {
+		return nil, notFound(req.Key)
+	}
+	v, err := s.version(ctx, req.Key, subj, last, req.Version)
+	if err != nil {
+		return nil, err
+	}
+	resp.Exists = !v.rec.Deleted
+	resp.VersionInfo = v.rec.Info(v.seq)
+	resp.Value = configwire.MakeValue(v.data)
+	return resp, nil
 }

@@ -32,7 +32,8 @@ type Store struct {
 	replicas int
 	log      *slog.Logger
 
-	Nodes jetstream.KeyValue // node liveness: one key per node, with a TTL
+	Nodes  jetstream.KeyValue // node liveness: one key per node, with a TTL
+	Config jetstream.Stream   // config center: versions, gray records, namespaces (config.go)
 }
 
 // Open creates or updates mortar's buckets and streams and returns their

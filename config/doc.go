@@ -1,0 +1,2 @@
+// Package config is the SDK of mortar's configuration center.
+package config
