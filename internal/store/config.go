@@ -134,8 +134,11 @@ func (s *Store) ConfigScan(ctx context.Context, subj string, n uint64, fn func(s
 }
 
 // ConfigPublish stores one message.
+//
+// Concurrent writes share fsyncs through a group-commit Committer.
 func (s *Store) ConfigPublish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
-	return s.js.PublishMsg(ctx, msg)
+	s.configCommitOnce.Do(func() { s.configCommit = NewCommitter(s.js, 0, 0) })
+	return s.configCommit.Publish(ctx, msg)
 }
 
 // ConfigPublishAtomic stores msgs as one atomic batch: all or none. Each

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mortarhq/mortar"
@@ -34,6 +35,9 @@ type Store struct {
 
 	Nodes  jetstream.KeyValue // node liveness: one key per node, with a TTL
 	Config jetstream.Stream   // config center: versions, gray records, namespaces (config.go)
+
+	configCommitOnce sync.Once
+	configCommit     *Committer // group commit of config writes
 }
 
 // Open creates or updates mortar's buckets and streams and returns their
