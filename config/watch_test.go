@@ -213,7 +213,9 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
-func contains(err error, s string) bool { return err != nil && len(s) > 0 && stringsContains(err.Error(), s) }
+func contains(err error, s string) bool {
+	return err != nil && len(s) > 0 && stringsContains(err.Error(), s)
+}
 
 // TestRetriedRequestAppliesOnce: the same request ID twice (a client
 // retry after a lost reply) stores one version.
