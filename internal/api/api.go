@@ -195,11 +195,12 @@ func writeHTTP(w http.ResponseWriter, out []byte, err error) {
 	w.Write(append(out, '\n'))
 }
 
-// ServeNATS subscribes to every operation on nc and serves requests until
-// ctx ends; it returns after in-flight requests finish. maxInFlight
+// ServeNATS subscribes to every operation on nc, calls subscribed (if not
+// nil) once the subscription is in place, and serves requests until ctx
+// ends; it returns after in-flight requests finish. maxInFlight
 // bounds concurrent requests (0 means MaxInFlightDefault); beyond it a
 // request waits, which NATS's per-subscription pending limits bound.
-func (m *Mux) ServeNATS(ctx context.Context, nc *nats.Conn, maxInFlight int) error {
+func (m *Mux) ServeNATS(ctx context.Context, nc *nats.Conn, maxInFlight int, subscribed func()) error {
 	if maxInFlight <= 0 {
 		maxInFlight = MaxInFlightDefault
 	}
@@ -251,6 +252,13 @@ func (m *Mux) ServeNATS(ctx context.Context, nc *nats.Conn, maxInFlight int) err
 	}
 	if err := sub.SetPendingLimits(64*1024, 256<<20); err != nil {
 		return fmt.Errorf("api: subscribe: %w", err)
+	}
+	// Once the server has the interest, requests reach this node.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("api: subscribe: %w", err)
+	}
+	if subscribed != nil {
+		subscribed()
 	}
 	<-ctx.Done()
 	sub.Unsubscribe()

@@ -194,10 +194,17 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, p := range parts {
 		p.Register(n.mux)
 	}
-	g.Go(func() error { return n.mux.ServeNATS(gctx, nc, 0) })
+	subscribed := make(chan struct{})
+	g.Go(func() error { return n.mux.ServeNATS(gctx, nc, 0, func() { close(subscribed) }) })
 	g.Go(func() error { return n.renewLiveness(gctx, st) })
 	for _, p := range parts {
 		g.Go(func() error { return p.Run(gctx) })
+	}
+	// Ready means the API answers.
+	select {
+	case <-subscribed:
+	case <-gctx.Done():
+		return g.Wait()
 	}
 	ready.Store(true)
 	close(n.ready)
