@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -82,7 +83,7 @@ func parseKVOptions(args []string, stderr io.Writer) (*kvOptions, error) {
 	o.systems = strings.Split(*systemsFlag, ",")
 	for _, s := range o.systems {
 		if _, ok := kvSystems[s]; !ok {
-			return nil, fmt.Errorf("unknown system %q (have %s)", s, strings.Join(slices.Sorted(mapsKeys(kvSystems)), ", "))
+			return nil, fmt.Errorf("unknown system %q (have %s)", s, strings.Join(slices.Sorted(maps.Keys(kvSystems)), ", "))
 		}
 	}
 	if o.rounds < 1 || o.watchPuts < 2 || o.valueSize < 16 || o.format != "markdown" && o.format != "json" {
@@ -90,16 +91,6 @@ func parseKVOptions(args []string, stderr io.Writer) (*kvOptions, error) {
 	}
 	o.command = "go run ./bench config " + strings.Join(args, " ")
 	return o, nil
-}
-
-func mapsKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // kvResult is one system's medians.

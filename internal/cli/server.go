@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +75,7 @@ could not start.`,
 			select {
 			case <-n.Ready():
 				fmt.Fprintf(cmd.OutOrStdout(), "mortar %s node %q ready\n  nats:  %s\n  admin: %s\n  data:  %s\n",
-					mortar.Version(), n.Name(), orIn(n.ClientURL(), "in-process"), orIn(adminHTTP(n.AdminAddr()), "off"), dataDirLine(cfg))
+					mortar.Version(), n.Name(), cmp.Or(n.ClientURL(), "in-process"), cmp.Or(adminHTTP(n.AdminAddr()), "off"), dataDirLine(cfg))
 				if ca := n.ClusterAddr(); ca != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "  cluster routes: %s\n", ca)
 				}
@@ -118,13 +119,6 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
-}
-
-func orIn(s, alt string) string {
-	if s == "" {
-		return alt
-	}
-	return s
 }
 
 func adminHTTP(addr string) string {

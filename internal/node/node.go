@@ -5,6 +5,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -209,7 +210,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ready.Store(true)
 	close(n.ready)
 	n.log.Info("mortar node ready",
-		"nats", cmpOr(n.ClientURL(), "in-process"),
+		"nats", cmp.Or(n.ClientURL(), "in-process"),
 		"cluster", n.ClusterAddr(),
 		"admin", adminURL(n.AdminAddr()),
 		"data_dir", n.dataDirOrExternal(),
@@ -421,11 +422,4 @@ func adminURL(addr string) string {
 		return "off"
 	}
 	return "http://" + addr
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
