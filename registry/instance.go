@@ -1,9 +1,15 @@
 package registry
 
 import (
+	"cmp"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/registrywire"
 )
 
 // Status is an instance's health as the registry sees it.
@@ -93,3 +99,97 @@ type Event struct {
 	Type     EventType `json:"type"`
 	Instance Instance  `json:"instance"`
 }
+
+// Limits and defaults of an Instance.
+const (
+	WeightDefault      = 100
+	MaxWeight          = 10000
+	ProtocolDefault    = "zerorpc"
+	MinTTL             = time.Second
+	MaxTTL             = 24 * time.Hour
+	MaxMetadata        = 64   // entries
+	MaxMetadataKey     = 128  // bytes
+	MaxMetadataValue   = 1024 // bytes
+	MaxTags            = 64
+	MaxTagBytes        = 128
+	CheckIntervalMin   = time.Second
+	CheckIntervalDef   = 10 * time.Second
+	CheckTimeoutDef    = 2 * time.Second
+	WarningAfterDef    = 1
+	CriticalAfterDef   = 3
+	maxAddressBytes    = 253
+	maxShortFieldBytes = 128
+)
+
+// Normalize checks in and fills its defaults: Weight, Protocol, and the
+// Check's interval, timeout and thresholds. It returns an error with code
+// invalid_argument naming the first bad field.
+func (in *Instance) Normalize() error {
+	bad := func(format string, args ...any) error {
+		return mortar.Errorf(mortar.CodeInvalidArgument, "instance: "+format, args...)
+	}
+	switch {
+	case !registrywire.ValidService(in.Service):
+		return bad("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", in.Service, registrywire.MaxServiceBytes)
+	case !registrywire.ValidID(in.ID):
+		return bad("id %q: want 1 to %d bytes of printable UTF-8", in.ID, registrywire.MaxIDBytes)
+	case in.Address == "" || len(in.Address) > maxAddressBytes || strings.ContainsAny(in.Address, " /\t\r\n"):
+		return bad("address %q: want a host name or IP", in.Address)
+	case in.Port < 1 || in.Port > 65535:
+		return bad("port %d: want 1 to 65535", in.Port)
+	case in.Weight < 0 || in.Weight > MaxWeight:
+		return bad("weight %d: want 1 to %d (0 means %d)", in.Weight, MaxWeight, WeightDefault)
+	case in.TTL != 0 && (in.TTL < MinTTL || in.TTL > MaxTTL):
+		return bad("ttl %v: want %v to %v, or 0 for no lease", in.TTL, MinTTL, MaxTTL)
+	case len(in.Protocol) > maxShortFieldBytes || len(in.Version) > maxShortFieldBytes || len(in.Zone) > maxShortFieldBytes:
+		return bad("protocol, version and zone are at most %d bytes", maxShortFieldBytes)
+	case len(in.Metadata) > MaxMetadata:
+		return bad("%d metadata entries: at most %d", len(in.Metadata), MaxMetadata)
+	case len(in.Tags) > MaxTags:
+		return bad("%d tags: at most %d", len(in.Tags), MaxTags)
+	}
+	for k, v := range in.Metadata {
+		if k == "" || len(k) > MaxMetadataKey || len(v) > MaxMetadataValue {
+			return bad("metadata %q: keys 1 to %d bytes, values at most %d", k, MaxMetadataKey, MaxMetadataValue)
+		}
+	}
+	for _, t := range in.Tags {
+		if t == "" || len(t) > MaxTagBytes {
+			return bad("tag %q: want 1 to %d bytes", t, MaxTagBytes)
+		}
+	}
+	in.Weight = cmp.Or(in.Weight, WeightDefault)
+	in.Protocol = cmp.Or(in.Protocol, ProtocolDefault)
+	if c := in.Check; c != nil {
+		cc := *c
+		switch cc.Type {
+		case CheckTCP, CheckRPC:
+		case CheckHTTP:
+			if cc.URL != "" {
+				u, err := url.Parse(cc.URL)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return bad("check url %q: want an http:// or https:// URL", cc.URL)
+				}
+			}
+		default:
+			return bad("check type %q: want tcp, http or rpc", cc.Type)
+		}
+		cc.Interval = cmp.Or(cc.Interval, CheckIntervalDef)
+		cc.Timeout = cmp.Or(cc.Timeout, min(CheckTimeoutDef, cc.Interval))
+		cc.WarningAfter = cmp.Or(cc.WarningAfter, WarningAfterDef)
+		cc.CriticalAfter = cmp.Or(cc.CriticalAfter, CriticalAfterDef)
+		switch {
+		case cc.Interval < CheckIntervalMin || cc.Interval > time.Hour:
+			return bad("check interval %v: want %v to 1h", cc.Interval, CheckIntervalMin)
+		case cc.Timeout <= 0 || cc.Timeout > cc.Interval:
+			return bad("check timeout %v: want more than 0 and at most the interval %v", cc.Timeout, cc.Interval)
+		case cc.WarningAfter < 1 || cc.CriticalAfter < cc.WarningAfter || cc.CriticalAfter > 100:
+			return bad("check thresholds warning_after %d, critical_after %d: want 1 ≤ warning ≤ critical ≤ 100", cc.WarningAfter, cc.CriticalAfter)
+		}
+		in.Check = &cc
+	}
+	return nil
+}
+
+// key is the instance's identity in maps.
+func (in *Instance) key() string { return registrywire.Key(in.Service, in.ID) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mortarhq/mortar/internal/api"
@@ -33,6 +34,9 @@ func (n *Node) registerOps(st *store.Store, replicas int) {
 		}
 		nodes := []NodeInfo{}
 		for _, k := range keys {
+			if strings.HasPrefix(k, "_") {
+				continue // the registry's adoption markers
+			}
 			e, err := st.Nodes.Get(ctx, k)
 			if err != nil {
 				continue // expired between the listing and the read

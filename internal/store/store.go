@@ -33,8 +33,9 @@ type Store struct {
 	replicas int
 	log      *slog.Logger
 
-	Nodes  jetstream.KeyValue // node liveness: one key per node, with a TTL
-	Config jetstream.Stream   // config center: versions, gray records, namespaces (config.go)
+	Nodes    jetstream.KeyValue // node liveness: one key per node, with a TTL
+	Registry jetstream.KeyValue // service registry: one key per instance (registry.go)
+	Config   jetstream.Stream   // config center: versions, gray records, namespaces (config.go)
 
 	configCommitOnce sync.Once
 	configCommit     *Committer // group commit of config writes

@@ -1,0 +1,279 @@
+package registryserver
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/api"
+	"github.com/mortarhq/mortar/internal/registrywire"
+	"github.com/mortarhq/mortar/internal/store"
+	"github.com/mortarhq/mortar/registry"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// maxAttempts bounds a read-then-compare-and-set loop under contention.
+const maxAttempts = 16
+
+// Register adds the registry's operations to mux.
+func (s *Server) Register(mux *api.Mux) {
+	mux.Handle("registry.register", api.Typed(s.register))
+	mux.Handle("registry.deregister", api.Typed(s.deregister))
+	mux.Handle("registry.renew", api.Typed(s.renew))
+	mux.Handle("registry.get", api.Typed(s.get))
+	mux.Handle("registry.list", api.Typed(s.list))
+	mux.Handle("registry.services", api.Typed(s.services))
+}
+
+type registerRequest struct {
+	Instance registry.Instance `json:"instance"`
+}
+
+func invalid(format string, args ...any) error {
+	return mortar.Errorf(mortar.CodeInvalidArgument, format, args...)
+}
+
+func checkRef(r *registrywire.Ref) error {
+	if !registrywire.ValidService(r.Service) {
+		return invalid("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", r.Service, registrywire.MaxServiceBytes)
+	}
+	if !registrywire.ValidID(r.ID) {
+		return invalid("id %q: want 1 to %d bytes of printable UTF-8", r.ID, registrywire.MaxIDBytes)
+	}
+	return nil
+}
+
+func decodeRecord(key string, data []byte) (registry.Instance, error) {
+	var in registry.Instance
+	if err := json.Unmarshal(data, &in); err != nil {
+		return in, err
+	}
+	if registrywire.Key(in.Service, in.ID) != key {
+		return in, fmt.Errorf("record names %s/%s, not its key", in.Service, in.ID)
+	}
+	return in, nil
+}
+
+// register creates or replaces an instance, owned by this node.
+func (s *Server) register(ctx context.Context, req *registerRequest) (any, error) {
+	in := req.Instance
+	if err := in.Normalize(); err != nil {
+		return nil, err
+	}
+	if in.Node != "" || in.Status != "" || in.Output != "" || !in.Registered.IsZero() || in.Revision != 0 {
+		return nil, invalid("instance: node, status, output, registered and revision are set by the node")
+	}
+	key := registrywire.Key(in.Service, in.ID)
+	in.Node = s.self
+	in.Status = registry.StatusPassing
+	var rev uint64
+	err := s.casLoop(ctx, key, func(old *registry.Instance) (*registry.Instance, error) {
+		in.Registered = time.Now().UTC()
+		if old != nil {
+			in.Registered = old.Registered
+		}
+		return &in, nil
+	}, &rev)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.beats[key] = time.Now()
+	s.mu.Unlock()
+	s.m.registrations.Inc()
+	s.log.Debug("registered", "service", in.Service, "id", in.ID, "endpoint", in.Endpoint())
+	in.Revision = rev
+	return &in, nil
+}
+
+// casLoop reads key, asks change for the new record (nil: delete; the
+// old one is nil if absent), writes it with compare-and-set, and retries
+// on a lost race. rev receives the revision written (0 for nothing). It
+// waits until this node's view includes the write.
+func (s *Server) casLoop(ctx context.Context, key string, change func(old *registry.Instance) (*registry.Instance, error), rev *uint64) error {
+	for range maxAttempts {
+		var old *registry.Instance
+		var oldRev uint64
+		e, err := s.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return store.APIError(err)
+		default:
+			in, derr := decodeRecord(key, e.Value())
+			if derr == nil {
+				old = &in
+			}
+			oldRev = e.Revision()
+		}
+		next, err := change(old)
+		if err != nil {
+			return err
+		}
+		*rev, err = s.write(ctx, key, next, oldRev)
+		if mortar.ErrorCode(store.APIError(err)) == mortar.CodeConflict {
+			continue
+		}
+		if err != nil {
+			return store.APIError(err)
+		}
+		if *rev == 0 {
+			return nil
+		}
+		return s.waitFor(ctx, *rev)
+	}
+	return mortar.Errorf(mortar.CodeConflict, "instance %s changed %d times while being written; retry", key, maxAttempts)
+}
+
+// write puts next (or deletes, if nil) under key if its revision is
+// still rev (0: absent). It returns the revision written.
+func (s *Server) write(ctx context.Context, key string, next *registry.Instance, rev uint64) (uint64, error) {
+	if next == nil {
+		if rev == 0 {
+			return 0, nil
+		}
+		return s.st.DeleteInstance(ctx, key, rev)
+	}
+	rec := *next
+	rec.Revision = 0
+	data, err := json.Marshal(&rec)
+	if err != nil {
+		return 0, err
+	}
+	if rev == 0 {
+		return s.kv.Create(ctx, key, data)
+	}
+	return s.kv.Update(ctx, key, data, rev)
+}
+
+func (s *Server) deregister(ctx context.Context, req *registrywire.Ref) (any, error) {
+	if err := checkRef(req); err != nil {
+		return nil, err
+	}
+	key := registrywire.Key(req.Service, req.ID)
+	deleted := false
+	var rev uint64
+	err := s.casLoop(ctx, key, func(old *registry.Instance) (*registry.Instance, error) {
+		deleted = old != nil
+		return nil, nil
+	}, &rev)
+	if err != nil {
+		return nil, err
+	}
+	if deleted {
+		s.m.deregistrations.Inc()
+		s.log.Debug("deregistered", "service", req.Service, "id", req.ID)
+	}
+	return &registrywire.DeregisterResponse{Deleted: deleted}, nil
+}
+
+// renew is a heartbeat through the API, for clients without NATS: it
+// answers not_found if the instance is gone (the client registers
+// again), and tells every node, as a NATS heartbeat does.
+func (s *Server) renew(ctx context.Context, req *registrywire.Ref) (any, error) {
+	if err := checkRef(req); err != nil {
+		return nil, err
+	}
+	if err := s.waitFor(ctx, 0); err != nil {
+		return nil, err
+	}
+	key := registrywire.Key(req.Service, req.ID)
+	s.mu.Lock()
+	_, ok := s.entries[key]
+	s.mu.Unlock()
+	if !ok {
+		return nil, mortar.Errorf(mortar.CodeNotFound, "instance %s/%s is not registered", req.Service, req.ID)
+	}
+	if err := s.nc.Publish(registrywire.HeartbeatPrefix+key, nil); err != nil {
+		return nil, store.APIError(err)
+	}
+	return struct{}{}, nil
+}
+
+func (s *Server) get(ctx context.Context, req *registrywire.Ref) (any, error) {
+	if err := checkRef(req); err != nil {
+		return nil, err
+	}
+	if err := s.waitFor(ctx, 0); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	e, ok := s.entries[registrywire.Key(req.Service, req.ID)]
+	var in registry.Instance
+	if ok {
+		in = e.inst
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil, mortar.Errorf(mortar.CodeNotFound, "instance %s/%s is not registered", req.Service, req.ID)
+	}
+	return &in, nil
+}
+
+// ListResponse is the answer to registry.list: the instances, sorted by
+// service and ID, and the bucket revision they reflect (every write up to
+// it, none after).
+type ListResponse struct {
+	Instances []registry.Instance `json:"instances"`
+	Revision  uint64              `json:"revision"`
+}
+
+func (s *Server) list(ctx context.Context, req *registrywire.ListRequest) (any, error) {
+	if req.Service != "" && !registrywire.ValidService(req.Service) {
+		return nil, invalid("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", req.Service, registrywire.MaxServiceBytes)
+	}
+	if err := s.waitFor(ctx, 0); err != nil {
+		return nil, err
+	}
+	prefix := req.Service + "."
+	resp := &ListResponse{Instances: []registry.Instance{}}
+	s.mu.Lock()
+	for k, e := range s.entries {
+		if req.Service == "" || strings.HasPrefix(k, prefix) {
+			resp.Instances = append(resp.Instances, e.inst)
+		}
+	}
+	resp.Revision = s.seq
+	s.mu.Unlock()
+	slices.SortFunc(resp.Instances, func(a, b registry.Instance) int {
+		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.ID, b.ID))
+	})
+	return resp, nil
+}
+
+func (s *Server) services(ctx context.Context, _ *struct{}) (any, error) {
+	if err := s.waitFor(ctx, 0); err != nil {
+		return nil, err
+	}
+	byName := map[string]*registrywire.ServiceInfo{}
+	s.mu.Lock()
+	for _, e := range s.entries {
+		si := byName[e.inst.Service]
+		if si == nil {
+			si = &registrywire.ServiceInfo{Name: e.inst.Service}
+			byName[e.inst.Service] = si
+		}
+		si.Instances++
+		switch e.inst.Status {
+		case registry.StatusCritical:
+			si.Critical++
+		case registry.StatusWarning:
+			si.Warning++
+		default:
+			si.Passing++
+		}
+	}
+	s.mu.Unlock()
+	out := make([]registrywire.ServiceInfo, 0, len(byName))
+	for _, si := range byName {
+		out = append(out, *si)
+	}
+	slices.SortFunc(out, func(a, b registrywire.ServiceInfo) int { return strings.Compare(a.Name, b.Name) })
+	return map[string]any{"services": out}, nil
+}

@@ -1,0 +1,157 @@
+package registry_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/mortartest"
+	"github.com/mortarhq/mortar/registry"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// client returns a registry client on conn.
+func client(t *testing.T, conn *mortar.Conn) *registry.Client {
+	t.Helper()
+	c, err := registry.New(conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func inst(service, id string, port int) registry.Instance {
+	return registry.Instance{Service: service, ID: id, Address: "127.0.0.1", Port: port}
+}
+
+// next returns the watcher's next event within 15s.
+func next(t *testing.T, w *registry.Watcher) registry.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	ev, err := w.Next(ctx)
+	if err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	return ev
+}
+
+// expect returns the next event and checks its type and instance ID.
+func expect(t *testing.T, w *registry.Watcher, typ registry.EventType, id string) registry.Event {
+	t.Helper()
+	ev := next(t, w)
+	if ev.Type != typ || ev.Instance.ID != id {
+		t.Fatalf("event %s %s/%s (status %s), want %s %s", ev.Type, ev.Instance.Service, ev.Instance.ID, ev.Instance.Status, typ, id)
+	}
+	return ev
+}
+
+// metric reads one sample line's value from the node's /metrics.
+func metric(t *testing.T, n *mortartest.Node, name string) string {
+	t.Helper()
+	resp, err := http.Get(n.AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// waitFor polls cond every 20ms until it holds or 15s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// proxy is a TCP proxy in front of a node that a test can cut, to make
+// the control plane unreachable for one client.
+type proxy struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{l: l, target: strings.TrimPrefix(target, "nats://")}
+	p.wg.Go(p.accept)
+	t.Cleanup(func() { l.Close(); p.cut(); p.wg.Wait() })
+	return p
+}
+
+func (p *proxy) URL() string { return "nats://" + p.l.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(up, c); up.Close() })
+		p.wg.Go(func() { io.Copy(c, up); c.Close() })
+	}
+}
+
+// cut closes every proxied connection and refuses new ones.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// restore accepts connections again.
+func (p *proxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
