@@ -8,10 +8,12 @@ import (
 	"iter"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mortarhq/mortar/internal/msgpack"
+	"github.com/mortarhq/mortar/registry"
 	"github.com/mortarhq/mortar/internal/zmtp"
 )
 
@@ -48,6 +50,19 @@ type ClientConfig struct {
 	Interceptors []Interceptor
 	// Logger receives the client's logs. Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// Registry resolves "mortar://NAME" endpoints through the service
+	// registry. Required for them; unused otherwise.
+	Registry *registry.Client
+	// Balancer picks an instance per call on a mortar:// client.
+	// Defaults to registry.P2C().
+	Balancer registry.Balancer
+	// RetryLostCalls lets a mortar:// client retry on another instance a
+	// call whose connection broke or whose server stopped heartbeating
+	// after the request was sent. The call may then run twice: set it
+	// only when the methods are idempotent. Calls that never reached an
+	// instance are always retried elsewhere.
+	RetryLostCalls bool
 }
 
 func (c *ClientConfig) withDefaults() ClientConfig {
@@ -80,14 +95,23 @@ type Client struct {
 	dialSem  chan struct{} // one dial at a time
 	wg       sync.WaitGroup
 
+	pool *pool // mortar:// endpoints: calls go to discovered instances
+
 	mu     sync.Mutex
 	cc     *clientConn
 	closed bool
 }
 
 // Dial connects to a zerorpc server at endpoint ("tcp://host:port",
-// "host:port" or "ipc:///path"). cfg may be nil.
+// "host:port" or "ipc:///path"), or resolves a service through the
+// registry ("mortar://NAME", with cfg.Registry set): then each call goes
+// to one of the service's instances, picked by cfg.Balancer, and the
+// client follows the service's instances as they come and go. cfg may
+// be nil.
 func Dial(ctx context.Context, endpoint string, cfg *ClientConfig) (*Client, error) {
+	if name, ok := strings.CutPrefix(endpoint, "mortar://"); ok {
+		return dialService(ctx, name, cfg.withDefaults())
+	}
 	network, address, err := splitEndpoint(endpoint)
 	if err != nil {
 		return nil, err
@@ -99,8 +123,12 @@ func Dial(ctx context.Context, endpoint string, cfg *ClientConfig) (*Client, err
 	return c, nil
 }
 
-// Close closes the connection; calls in flight fail with ErrClosed.
+// Close closes the connection (every connection, for a mortar://
+// endpoint); calls in flight fail with ErrClosed.
 func (c *Client) Close() error {
+	if c.pool != nil {
+		c.pool.close()
+	}
 	c.mu.Lock()
 	c.closed = true
 	cc := c.cc
@@ -384,7 +412,7 @@ func (c *Client) start(ctx context.Context, req *Request, args []any) (*clientCa
 	}
 	cc, err := c.conn(ctx)
 	if err != nil {
-		return nil, err
+		return nil, &notSentError{err}
 	}
 	req.Peer = cc.peer
 	call := &clientCall{cc: cc, window: c.cfg.StreamWindow, notify: make(chan struct{}, 1), reserved: 1}
@@ -393,11 +421,11 @@ func (c *Client) start(ctx context.Context, req *Request, args []any) (*clientCa
 	key := msgpack.AppendBytes(call.idBuf[:0], call.cid[:])
 	call.init(key, delimiter)
 	if err := cc.register(call); err != nil {
-		return nil, err
+		return nil, &notSentError{err}
 	}
 	if err := cc.sendEventID(delimiter, call.cid[:], nil, &req.header, req.Method, body); err != nil {
 		cc.unregister(call)
-		return nil, err
+		return nil, &notSentError{err}
 	}
 	return call, nil
 }
@@ -459,31 +487,39 @@ func (c *clientCall) finish() {
 func (c *Client) Call(ctx context.Context, method string, result any, args ...any) error {
 	req := &Request{Method: method}
 	return chain(c.cfg.Interceptors, ctx, req, func(ctx context.Context) error {
-		call, err := c.start(ctx, req, args)
+		if c.pool != nil {
+			return c.pool.call(ctx, req, result, args)
+		}
+		return c.callOnce(ctx, req, result, args)
+	})
+}
+
+// callOnce makes one call on this client's connection.
+func (c *Client) callOnce(ctx context.Context, req *Request, result any, args []any) error {
+	call, err := c.start(ctx, req, args)
+	if err != nil {
+		return err
+	}
+	defer call.finish()
+	var items [][]byte
+	for {
+		r, err := call.next(ctx)
 		if err != nil {
 			return err
 		}
-		defer call.finish()
-		var items [][]byte
-		for {
-			r, err := call.next(ctx)
-			if err != nil {
-				return err
-			}
-			switch r.name {
-			case evOK:
-				return decodeResult(r.args, result)
-			case evStream:
-				items = append(items, r.args)
-			case evStreamDone:
-				return decodeItems(items, result)
-			case evErr:
-				return remoteOrDeadline(ctx, r.args)
-			default:
-				return fmt.Errorf("%w: unexpected %q reply to %s", ErrProtocol, r.name, method)
-			}
+		switch r.name {
+		case evOK:
+			return decodeResult(r.args, result)
+		case evStream:
+			items = append(items, r.args)
+		case evStreamDone:
+			return decodeItems(items, result)
+		case evErr:
+			return remoteOrDeadline(ctx, r.args)
+		default:
+			return fmt.Errorf("%w: unexpected %q reply to %s", ErrProtocol, r.name, req.Method)
 		}
-	})
+	}
 }
 
 // remoteOrDeadline returns the ERR's remote error, unless the caller's own
@@ -509,42 +545,55 @@ func (c *Client) Stream(ctx context.Context, method string, args ...any) iter.Se
 		req := &Request{Method: method}
 		stopped := false
 		err := chain(c.cfg.Interceptors, ctx, req, func(ctx context.Context) error {
-			call, err := c.start(ctx, req, args)
-			if err != nil {
-				return err
+			var err error
+			if c.pool != nil {
+				stopped, err = c.pool.stream(ctx, req, args, yield)
+			} else {
+				stopped, _, err = c.streamOnce(ctx, req, args, yield)
 			}
-			defer call.finish()
-			for {
-				r, err := call.next(ctx)
-				if err != nil {
-					return err
-				}
-				var item Raw
-				switch r.name {
-				case evStream:
-					item = r.args
-				case evOK:
-					if item, err = firstArg(r.args); err != nil {
-						return err
-					}
-				case evStreamDone:
-					return nil
-				case evErr:
-					return remoteOrDeadline(ctx, r.args)
-				default:
-					return fmt.Errorf("%w: unexpected %q reply to %s", ErrProtocol, r.name, method)
-				}
-				if !yield(item, nil) {
-					stopped = true
-					return nil
-				}
-				if r.name == evOK {
-					return nil
-				}
-			}
+			return err
 		})
 		if err != nil && !stopped {
 			yield(nil, err)
+		}
+	}
+}
+
+// streamOnce makes one streaming call on this client's connection. It
+// reports whether the consumer stopped the loop and whether any item
+// reached it.
+func (c *Client) streamOnce(ctx context.Context, req *Request, args []any, yield func(Raw, error) bool) (stopped, yielded bool, err error) {
+	call, err := c.start(ctx, req, args)
+	if err != nil {
+		return false, false, err
+	}
+	defer call.finish()
+	for {
+		r, err := call.next(ctx)
+		if err != nil {
+			return false, yielded, err
+		}
+		var item Raw
+		switch r.name {
+		case evStream:
+			item = r.args
+		case evOK:
+			if item, err = firstArg(r.args); err != nil {
+				return false, yielded, err
+			}
+		case evStreamDone:
+			return false, yielded, nil
+		case evErr:
+			return false, yielded, remoteOrDeadline(ctx, r.args)
+		default:
+			return false, yielded, fmt.Errorf("%w: unexpected %q reply to %s", ErrProtocol, r.name, req.Method)
+		}
+		yielded = true
+		if !yield(item, nil) {
+			return true, true, nil
+		}
+		if r.name == evOK {
+			return false, true, nil
 		}
 	}
 }

@@ -7,14 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mortarhq/mortar/internal/msgpack"
 	"github.com/mortarhq/mortar/internal/zmtp"
+	"github.com/mortarhq/mortar/registry"
 )
 
 // Defaults for ServerConfig and ClientConfig fields.
@@ -60,7 +63,30 @@ type ServerConfig struct {
 	Interceptors []Interceptor
 	// Logger receives the server's logs. Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// Registry, if set, registers the server in the service registry for
+	// each listener Serve starts on, keeps the registration alive with
+	// heartbeats, and deregisters it when Shutdown or Close begins, so
+	// that clients stop picking the server before it stops answering.
+	Registry *registry.Client
+	// Instance is the registration's template. Service defaults to Name;
+	// ID to "ADDRESS:PORT"; Address and Port to the listener's (for a
+	// wildcard listener, the machine's first non-loopback IPv4 address);
+	// TTL to RegistrationTTLDefault.
+	Instance registry.Instance
+	// DeregisterGrace is how long Shutdown keeps serving normally after
+	// deregistering, so that clients see the change and move away before
+	// the server refuses calls and closes connections. Defaults to
+	// DeregisterGraceDefault; negative means none. Unused without
+	// Registry.
+	DeregisterGrace time.Duration
 }
+
+// Defaults for a server's registration.
+const (
+	RegistrationTTLDefault = 15 * time.Second
+	DeregisterGraceDefault = 500 * time.Millisecond
+)
 
 func (c *ServerConfig) withDefaults() ServerConfig {
 	var cfg ServerConfig
@@ -74,6 +100,7 @@ func (c *ServerConfig) withDefaults() ServerConfig {
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, WriteTimeoutDefault)
 	cfg.MaxPending = cmp.Or(cfg.MaxPending, MaxPendingDefault)
 	cfg.MaxCallsPerConn = cmp.Or(cfg.MaxCallsPerConn, MaxCallsPerConnDefault)
+	cfg.DeregisterGrace = cmp.Or(cfg.DeregisterGrace, DeregisterGraceDefault)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -100,7 +127,7 @@ type Server struct {
 	work    chan *serverCall // hands calls to idle workers
 
 	mu        sync.Mutex // guards the fields below, and Handle's writes
-	listeners map[net.Listener]struct{}
+	listeners map[net.Listener]*registry.Registration // nil value: not registered
 	conns     map[*serverConn]struct{}
 	inflight  int
 	draining  bool          // no new listeners or calls
@@ -113,7 +140,7 @@ type Server struct {
 func NewServer(cfg *ServerConfig) *Server {
 	s := &Server{
 		cfg:       cfg.withDefaults(),
-		listeners: make(map[net.Listener]struct{}),
+		listeners: make(map[net.Listener]*registry.Registration),
 		conns:     make(map[*serverConn]struct{}),
 		work:      make(chan *serverCall),
 	}
@@ -200,6 +227,9 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(l)
+	if err := s.register(l); err != nil {
+		return err
+	}
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -226,15 +256,92 @@ func (s *Server) track(l net.Listener) bool {
 	if s.draining {
 		return false
 	}
-	s.listeners[l] = struct{}{}
+	s.listeners[l] = nil
 	return true
 }
 
 func (s *Server) untrack(l net.Listener) {
 	s.mu.Lock()
+	reg := s.listeners[l]
 	delete(s.listeners, l)
 	s.mu.Unlock()
 	l.Close()
+	s.deregister(context.Background(), reg)
+}
+
+// register registers the listener in the service registry, if the
+// server has one.
+func (s *Server) register(l net.Listener) error {
+	if s.cfg.Registry == nil {
+		return nil
+	}
+	in := s.cfg.Instance
+	host, port, err := advertise(l.Addr(), in.Address)
+	if err != nil {
+		return fmt.Errorf("rpc: register %s: %w", l.Addr(), err)
+	}
+	in.Address = host
+	in.Port = cmp.Or(in.Port, port)
+	in.Service = cmp.Or(in.Service, s.cfg.Name)
+	in.ID = cmp.Or(in.ID, net.JoinHostPort(host, strconv.Itoa(in.Port)))
+	in.TTL = cmp.Or(in.TTL, RegistrationTTLDefault)
+	if s.cfg.TLSConfig != nil && in.Metadata["tls"] == "" {
+		in.Metadata = maps.Clone(in.Metadata)
+		if in.Metadata == nil {
+			in.Metadata = map[string]string{}
+		}
+		in.Metadata["tls"] = "true"
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	reg, err := s.cfg.Registry.Register(ctx, in)
+	if err != nil {
+		return fmt.Errorf("rpc: register as %s/%s: %w", in.Service, in.ID, err)
+	}
+	s.mu.Lock()
+	_, live := s.listeners[l]
+	if live && !s.draining {
+		s.listeners[l] = reg
+	}
+	s.mu.Unlock()
+	if !live || s.isClosing() {
+		s.deregister(context.Background(), reg)
+		return ErrServerClosed
+	}
+	s.log.Info("registered in the service registry", "service", in.Service, "id", in.ID, "endpoint", in.Endpoint())
+	return nil
+}
+
+// deregister ends a registration, bounded by ctx and 5 seconds.
+func (s *Server) deregister(ctx context.Context, reg *registry.Registration) {
+	if reg == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	in := reg.Instance()
+	if err := reg.Stop(ctx); err != nil {
+		s.log.Warn("deregister from the service registry", "service", in.Service, "id", in.ID, "err", err)
+	}
+}
+
+// deregisterAll ends every registration: the first step of Shutdown and
+// Close, so that clients move elsewhere before the server stops. It
+// reports whether there was any.
+func (s *Server) deregisterAll(ctx context.Context) bool {
+	s.mu.Lock()
+	var regs []*registry.Registration
+	for l, reg := range s.listeners {
+		if reg != nil {
+			regs = append(regs, reg)
+			s.listeners[l] = nil
+		}
+	}
+	s.mu.Unlock()
+	for _, reg := range regs {
+		s.deregister(ctx, reg)
+	}
+	return len(regs) > 0
 }
 
 func (s *Server) isClosing() bool {
@@ -245,10 +352,20 @@ func (s *Server) isClosing() bool {
 
 // Shutdown stops accepting connections and calls, waits for the calls in
 // flight to finish and send their replies, then closes every connection.
+// A server with a Registry first deregisters and keeps serving for
+// DeregisterGrace, so that discovering clients move away first.
 // Calls that arrive meanwhile get an ERR named ServerClosed. If ctx ends
 // first, Shutdown cancels the remaining calls' contexts, closes, and
 // returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.deregisterAll(ctx) && s.cfg.DeregisterGrace > 0 {
+		t := time.NewTimer(s.cfg.DeregisterGrace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	s.mu.Lock()
 	s.draining = true
 	if s.idle == nil {
@@ -294,6 +411,7 @@ func (s *Server) flushConns(ctx context.Context) error {
 // the contexts of calls in flight cancelled. It returns after every
 // goroutine the server started has exited.
 func (s *Server) Close() error {
+	s.deregisterAll(context.Background())
 	s.mu.Lock()
 	s.draining, s.closed = true, true
 	for l := range s.listeners {
