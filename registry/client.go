@@ -76,6 +76,17 @@ type registerRequest struct {
 	Instance *Instance `json:"instance"`
 }
 
+// RegisterOnce registers in and returns the record the node stored,
+// without keeping it registered: no heartbeats, nothing re-registers it.
+// Meant for instances without a lease (TTL 0), which stay until
+// deregistered, and for callers that heartbeat themselves (Renew).
+func (c *Client) RegisterOnce(ctx context.Context, in Instance) (*Instance, error) {
+	if err := in.Normalize(); err != nil {
+		return nil, err
+	}
+	return c.register(ctx, &in)
+}
+
 // register writes in once and returns the record the node stored.
 func (c *Client) register(ctx context.Context, in *Instance) (*Instance, error) {
 	var out Instance

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/registrywire"
 	"github.com/nats-io/nats.go"
 )
@@ -54,7 +55,7 @@ type Watcher struct {
 // list is read before Watch returns. Stop the Watcher when done.
 func (c *Client) Watch(ctx context.Context, service string) (*Watcher, error) {
 	if service != "" && !registrywire.ValidService(service) {
-		return nil, fmt.Errorf("registry: watch %q: bad service name", service)
+		return nil, mortar.Errorf(mortar.CodeInvalidArgument, "registry: watch %q: bad service name: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", service, registrywire.MaxServiceBytes)
 	}
 	nc := c.conn.NATS()
 	w := &Watcher{

@@ -1,10 +1,17 @@
-// Command quickstart is mortar's RPC quick start: it serves a small
-// service over the ZeroRPC protocol, calls it through a client over TCP,
-// prints what came back, and keeps serving so that other clients
-// (mortar call, zerorpc-python, zerorpc-node) can call it too.
+// Command quickstart is mortar's quick start. With a node running
+// (go run ./cmd/mortar server), it:
 //
-//	go run ./examples/quickstart
-//	go run ./cmd/mortar call tcp://127.0.0.1:4242 greet Ada   # another terminal
+//   - serves a small Greeter service over the ZeroRPC protocol, and
+//     registers it in the node's service registry as "Greeter";
+//   - calls it through discovery (rpc.Dial "mortar://Greeter"), not by
+//     address;
+//   - reads its greeting from the config center (quickstart/greeter, a
+//     JSON value bound to a struct) and follows changes live: change the
+//     value from another terminal and the next call greets differently.
+//
+//	go run ./cmd/mortar server            # terminal 1
+//	go run ./examples/quickstart          # terminal 2
+//	go run ./cmd/mortar config set quickstart/greeter '{"greeting":"Hi"}'   # terminal 3
 package main
 
 import (
@@ -13,26 +20,40 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/config"
+	"github.com/mortarhq/mortar/registry"
 	"github.com/mortarhq/mortar/rpc"
 )
 
+// Settings is the service's configuration, kept in the config center.
+type Settings struct {
+	Greeting string `json:"greeting"`
+}
+
 // Greeter is the service. Every exported method becomes an RPC method,
 // named in snake_case.
-type Greeter struct{}
+type Greeter struct {
+	settings *config.Binding[Settings]
+}
 
-// Greet returns a greeting.
-func (Greeter) Greet(name string) string { return "Hello, " + name + "!" }
+// Greet returns a greeting, in the words the config center holds now.
+func (g *Greeter) Greet(name string) string {
+	return g.settings.Get().Greeting + ", " + name + "!"
+}
 
 // Add returns a + b.
-func (Greeter) Add(a, b int) int { return a + b }
+func (*Greeter) Add(a, b int) int { return a + b }
 
 // Countdown streams n, n-1, … 1.
-func (Greeter) Countdown(ctx context.Context, n int, send func(int) error) error {
+func (*Greeter) Countdown(ctx context.Context, n int, send func(int) error) error {
 	for i := n; i > 0; i-- {
 		if err := send(i); err != nil {
 			return err
@@ -41,85 +62,150 @@ func (Greeter) Countdown(ctx context.Context, n int, send func(int) error) error
 	return nil
 }
 
-// Divide returns a / b, or an error the caller receives as a RemoteError.
-func (Greeter) Divide(a, b float64) (float64, error) {
-	if b == 0 {
-		return 0, errors.New("division by zero")
-	}
-	return a / b, nil
-}
-
 func main() {
-	endpoint := flag.String("endpoint", "tcp://127.0.0.1:4242", "where to serve")
-	once := flag.Bool("once", false, "exit after the demo calls instead of serving on")
+	url := flag.String("url", mortar.DefaultURL, "NATS URL of the mortar node")
+	once := flag.Bool("once", false, "change the greeting itself, show the effect and exit, instead of serving on")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Stdout, *endpoint, *once); err != nil {
+	if err := run(ctx, os.Stdout, *url, *once); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, endpoint string, once bool) error {
-	srv := rpc.NewServer(&rpc.ServerConfig{Name: "Greeter"})
-	srv.HandleObject(Greeter{}, map[string]*rpc.MethodOpts{
+const (
+	group = "quickstart"
+	key   = "greeter"
+)
+
+func run(ctx context.Context, out io.Writer, url string, once bool) error {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := mortar.Dial(dctx, url, &mortar.Options{Name: "quickstart"})
+	if err != nil {
+		return fmt.Errorf("%w (start a node first: go run ./cmd/mortar server)", err)
+	}
+	defer conn.Close()
+
+	// Configuration: seed the key once, then bind it to Settings.
+	cfg, err := config.New(conn, &config.Config{Author: "quickstart"})
+	if err != nil {
+		return err
+	}
+	absent := uint64(0)
+	_, err = cfg.Set(dctx, group, key, []byte(`{"greeting":"Hello"}`),
+		&config.SetOpts{ContentType: config.TypeJSON, Comment: "quick start default", ExpectedVersion: &absent})
+	if err != nil && !errors.Is(err, config.ErrConflict) { // conflict: it exists already
+		return err
+	}
+	changed := make(chan Settings, 16)
+	settings, err := config.Bind(ctx, cfg, group, key, &config.BindOpts[Settings]{
+		OnChange: func(_, s Settings) { changed <- s },
+		OnError:  func(err error) { fmt.Fprintln(out, "config:", err) },
+	})
+	if err != nil {
+		return err
+	}
+	defer settings.Stop()
+
+	// The service: served on a free port and registered as "Greeter".
+	reg, err := registry.New(conn, nil)
+	if err != nil {
+		return err
+	}
+	srv := rpc.NewServer(&rpc.ServerConfig{Name: "Greeter", Registry: reg, Instance: registry.Instance{TTL: 5 * time.Second}})
+	srv.HandleObject(&Greeter{settings: settings}, map[string]*rpc.MethodOpts{
 		"Greet":     {Doc: "Return a greeting.", Args: []string{"name"}},
 		"Add":       {Doc: "Return a + b.", Args: []string{"a", "b"}},
 		"Countdown": {Doc: "Stream n, n-1, ... 1.", Args: []string{"n"}},
-		"Divide":    {Doc: "Return a / b.", Args: []string{"a", "b"}},
 	})
-	l, err := rpc.Listen(endpoint)
+	w, err := reg.Watch(dctx, "Greeter")
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	l, err := rpc.Listen("tcp://127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	fmt.Fprintf(out, "serving Greeter on %s\n", rpc.Endpoint(l.Addr()))
-
-	if err := demo(ctx, out, rpc.Endpoint(l.Addr())); err != nil {
-		srv.Close()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx) // deregisters, then finishes calls in flight
 		<-served
-		return err
-	}
-	if !once {
-		fmt.Fprintf(out, "\ntry: go run ./cmd/mortar call %s            (lists methods)\n", rpc.Endpoint(l.Addr()))
-		fmt.Fprintf(out, "     go run ./cmd/mortar call %s countdown 3\nCtrl-C stops.\n", rpc.Endpoint(l.Addr()))
-		select {
-		case <-ctx.Done():
-		case err := <-served:
-			return err
+	}()
+	id := net.JoinHostPort("127.0.0.1", strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	for {
+		ev, err := w.Next(dctx)
+		if err != nil {
+			return fmt.Errorf("waiting for the registration: %w", err)
+		}
+		if ev.Type == registry.EventPut && ev.Instance.ID == id {
+			fmt.Fprintf(out, "registered Greeter at %s (node %s)\n", ev.Instance.Endpoint(), ev.Instance.Node)
+			break
 		}
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutdown)
-	<-served
-	return err
-}
 
-// demo calls the service the way any Go client would.
-func demo(ctx context.Context, out io.Writer, endpoint string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c, err := rpc.Dial(ctx, endpoint, nil)
+	// A client that knows only the service's name.
+	c, err := rpc.Dial(dctx, "mortar://Greeter", &rpc.ClientConfig{Registry: reg})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if err := demo(dctx, out, c); err != nil {
+		return err
+	}
 
+	if once {
+		if _, err := cfg.Set(dctx, group, key, []byte(`{"greeting":"Howdy"}`), &config.SetOpts{Comment: "quick start --once"}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "\nChange the greeting live from another terminal:\n")
+		fmt.Fprintf(out, "  go run ./cmd/mortar config set %s/%s '{\"greeting\":\"Hi\"}'\n", group, key)
+		fmt.Fprintf(out, "  go run ./cmd/mortar service list Greeter     # the registered instance\n")
+		fmt.Fprintf(out, "Ctrl-C stops (and deregisters).\n")
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-served:
+			return err
+		case s := <-changed:
+			fmt.Fprintf(out, "config changed: greeting is now %q\n", s.Greeting)
+			if err := greet(ctx, out, c); err != nil {
+				return err
+			}
+			if once {
+				return nil
+			}
+		}
+	}
+}
+
+func greet(ctx context.Context, out io.Writer, c *rpc.Client) error {
 	var greeting string
 	if err := c.Call(ctx, "greet", &greeting, "Ada"); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "greet(\"Ada\") = %q\n", greeting)
+	return nil
+}
 
+// demo calls the service the way any Go client would.
+func demo(ctx context.Context, out io.Writer, c *rpc.Client) error {
+	if err := greet(ctx, out, c); err != nil {
+		return err
+	}
 	var sum int
 	if err := c.Call(ctx, "add", &sum, 40, 2); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "add(40, 2) = %d\n", sum)
-
 	fmt.Fprint(out, "countdown(3) =")
 	for item, err := range c.Stream(ctx, "countdown", 3) {
 		if err != nil {
@@ -132,11 +218,5 @@ func demo(ctx context.Context, out io.Writer, endpoint string) error {
 		fmt.Fprintf(out, " %d", n)
 	}
 	fmt.Fprintln(out)
-
-	err = c.Call(ctx, "divide", nil, 1, 0)
-	if re, ok := errors.AsType[*rpc.RemoteError](err); ok {
-		fmt.Fprintf(out, "divide(1, 0) failed remotely: %s\n", re.Message)
-		return nil
-	}
-	return fmt.Errorf("divide(1, 0) = %v, want a remote error", err)
+	return nil
 }

@@ -522,12 +522,19 @@ stdout and the rest on stderr.`,
 // then deregisters.
 func register(ctx context.Context, c *registry.Client, nf *nodeFlags, in registry.Instance, stdout, stderr io.Writer) error {
 	rctx, cancel := nf.ctx(ctx)
-	reg, err := c.Register(rctx, in)
+	var reg *registry.Registration
+	var got *registry.Instance
+	var err error
+	if in.TTL == 0 {
+		got, err = c.RegisterOnce(rctx, in)
+	} else if reg, err = c.Register(rctx, in); err == nil {
+		i := reg.Instance()
+		got = &i
+	}
 	cancel()
 	if err != nil {
 		return err
 	}
-	got := reg.Instance()
 	name := got.Service + "/" + got.ID
 	// Progress goes to stdout, unless stdout has the JSON record.
 	say := stdout
@@ -538,9 +545,7 @@ func register(ctx context.Context, c *registry.Client, nf *nodeFlags, in registr
 		}
 	}
 	fmt.Fprintf(say, "registered %s at %s, status %s\n", name, got.Endpoint(), got.Status)
-	if in.TTL == 0 {
-		// Closing the connection ends the Registration without
-		// deregistering.
+	if reg == nil {
 		fmt.Fprintf(say, "no lease: it stays registered until `mortar service deregister %s %s`\n", got.Service, shellQuote(got.ID))
 		return nil
 	}
