@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/mortarhq/mortar/internal/msgpack"
-	"github.com/mortarhq/mortar/registry"
 	"github.com/mortarhq/mortar/internal/zmtp"
+	"github.com/mortarhq/mortar/registry"
 )
 
 // StreamWindowDefault is how many stream items a client lets a server send

@@ -56,7 +56,7 @@ type pool struct {
 	retryLost bool
 
 	mu      sync.Mutex
-	clients map[string]*Client // by endpoint
+	clients map[string]*Client  // by endpoint
 	view    []registry.Instance // the resolver view clients was pruned against
 	retired []retiredClient
 	ejected map[string]time.Time // endpoint → until

@@ -126,7 +126,7 @@ type Server struct {
 	wg      sync.WaitGroup   // every goroutine the server starts
 	work    chan *serverCall // hands calls to idle workers
 
-	mu        sync.Mutex // guards the fields below, and Handle's writes
+	mu        sync.Mutex                              // guards the fields below, and Handle's writes
 	listeners map[net.Listener]*registry.Registration // nil value: not registered
 	conns     map[*serverConn]struct{}
 	inflight  int

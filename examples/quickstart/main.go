@@ -3,15 +3,17 @@
 //
 //   - serves a small Greeter service over the ZeroRPC protocol, and
 //     registers it in the node's service registry as "Greeter";
+//
 //   - calls it through discovery (rpc.Dial "mortar://Greeter"), not by
 //     address;
+//
 //   - reads its greeting from the config center (quickstart/greeter, a
 //     JSON value bound to a struct) and follows changes live: change the
 //     value from another terminal and the next call greets differently.
 //
-//	go run ./cmd/mortar server            # terminal 1
-//	go run ./examples/quickstart          # terminal 2
-//	go run ./cmd/mortar config set quickstart/greeter '{"greeting":"Hi"}'   # terminal 3
+//     go run ./cmd/mortar server            # terminal 1
+//     go run ./examples/quickstart          # terminal 2
+//     go run ./cmd/mortar config set quickstart/greeter '{"greeting":"Hi"}'   # terminal 3
 package main
 
 import (
