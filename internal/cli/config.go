@@ -18,11 +18,14 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// configFlags are the flags every config command shares.
+// configFlags are the flags every config command shares, and where the
+// commands write.
 type configFlags struct {
 	*nodeFlags
 	ns     string
 	author string
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // newConfigCmd is "mortar config": the config center commands.
@@ -41,15 +44,14 @@ unlimited. Values are at most 1 MiB; a json, yaml or toml value must parse.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cf := &configFlags{nodeFlags: addNodeFlags(cmd)}
+	cf := &configFlags{nodeFlags: addNodeFlags(cmd), stdout: stdout, stderr: stderr}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&cf.ns, "ns", config.NamespaceDefault, "namespace")
 	pf.StringVar(&cf.author, "author", os.Getenv("USER"), "author recorded with writes")
 	cmd.AddCommand(
-		configGetCmd(cf, stdout, stderr), configSetCmd(cf, stdout, stderr), configEditCmd(cf, stdout, stderr),
-		configDeleteCmd(cf, stdout, stderr), configListCmd(cf, stdout, stderr), configWatchCmd(cf, stdout, stderr),
-		configHistoryCmd(cf, stdout, stderr), configDiffCmd(cf, stdout, stderr), configRollbackCmd(cf, stdout, stderr),
-		configGrayCmd(cf, stdout, stderr), configNSCmd(cf, stdout, stderr),
+		configGetCmd(cf), configSetCmd(cf), configEditCmd(cf), configDeleteCmd(cf),
+		configListCmd(cf), configWatchCmd(cf), configHistoryCmd(cf), configDiffCmd(cf),
+		configRollbackCmd(cf), configGrayCmd(cf), configNSCmd(cf),
 	)
 	return cmd
 }
@@ -63,35 +65,108 @@ func splitKey(s string) (group, key string, err error) {
 	return group, key, nil
 }
 
-// withClient dials, builds a client and runs fn with a --timeout ctx.
-func (cf *configFlags) withClient(cmd *cobra.Command, stderr io.Writer, fn func(ctx context.Context, c *config.Client) error) error {
-	conn, err := cf.dial(cmd.Context(), stderr)
+// client dials the node and returns a client on it in --ns, writing as
+// --author; cfg gives the rest. done closes the connection.
+func (cf *configFlags) client(cmd *cobra.Command, cfg config.Config) (c *config.Client, done func(), err error) {
+	conn, err := cf.dial(cmd.Context(), cf.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Namespace, cfg.Author = cf.ns, cf.author
+	if c, err = config.New(conn, &cfg); err != nil {
+		conn.Close()
+		return nil, nil, usagef("%v", err)
+	}
+	return c, conn.Close, nil
+}
+
+// result is what a config command prints: data as JSON with -o json,
+// text otherwise. A result without data prints its text either way; one
+// without either prints nothing.
+type result struct {
+	data any
+	text func(w io.Writer) error
+}
+
+// printf is a result's text made of one formatted write.
+func printf(format string, args ...any) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, format, args...)
+		return err
+	}
+}
+
+// run dials the node and calls fn with a client and a --timeout ctx,
+// then prints fn's result.
+func (cf *configFlags) run(cmd *cobra.Command, fn func(ctx context.Context, c *config.Client) (*result, error)) error {
+	c, done, err := cf.client(cmd, config.Config{})
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	c, err := config.New(conn, &config.Config{Namespace: cf.ns, Author: cf.author})
-	if err != nil {
-		return usagef("%v", err)
-	}
+	defer done()
 	ctx, cancel := cf.ctx(cmd.Context())
 	defer cancel()
-	return fn(ctx, c)
+	r, err := fn(ctx, c)
+	if err != nil {
+		return err
+	}
+	return cf.print(r)
 }
 
-func printVersion(w io.Writer, cf *configFlags, v *config.Version) error {
-	if cf.json() {
-		return writeJSON(w, v)
+// print writes r to stdout.
+func (cf *configFlags) print(r *result) error {
+	switch {
+	case r == nil:
+		return nil
+	case r.data != nil && cf.json():
+		return writeJSON(cf.stdout, r.data)
+	case r.text != nil:
+		return r.text(cf.stdout)
+	}
+	return nil
+}
+
+// onKey is the RunE of a command on GROUP/KEY that checks nothing else
+// before it dials: run with the key split.
+func (cf *configFlags) onKey(fn func(ctx context.Context, c *config.Client, group, key string) (*result, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		group, key, err := splitKey(args[0])
+		if err != nil {
+			return err
+		}
+		return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
+			return fn(ctx, c, group, key)
+		})
+	}
+}
+
+// written is the result of a write: the version, or "version N".
+func written(v *config.Version, err error) (*result, error) {
+	if err != nil {
+		return nil, err
 	}
 	what := "version"
 	if v.Deleted {
 		what = "deleted at version"
 	}
-	_, err := fmt.Fprintf(w, "%s %d\n", what, v.Version)
-	return err
+	return &result{v, printf("%s %d\n", what, v.Version)}, nil
 }
 
-func configGetCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+// readValue reads the value of a set: --file, "-" for standard input, or
+// the argument after GROUP/KEY.
+func readValue(cmd *cobra.Command, args []string, file string) ([]byte, error) {
+	switch {
+	case file != "":
+		return os.ReadFile(file)
+	case len(args) == 2 && args[1] == "-":
+		return io.ReadAll(cmd.InOrStdin())
+	case len(args) == 2:
+		return []byte(args[1]), nil
+	}
+	return nil, usagef("give VALUE, --file FILE or - for standard input")
+}
+
+func configGetCmd(cf *configFlags) *cobra.Command {
 	var version uint64
 	cmd := &cobra.Command{
 		Use:   "get GROUP/KEY",
@@ -101,28 +176,19 @@ metadata (version, author, time, comment, content type).`,
 		Example: `  mortar config get app/db.url
   mortar config get --ns team-a --version 3 app/limits.json`,
 		Args: cfgExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			group, key, err := splitKey(args[0])
-			if err != nil {
-				return err
+		RunE: cf.onKey(func(ctx context.Context, c *config.Client, group, key string) (*result, error) {
+			var v *config.Value
+			var err error
+			if version > 0 {
+				v, err = c.GetVersion(ctx, group, key, version)
+			} else {
+				v, err = c.Get(ctx, group, key)
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				var v *config.Value
-				if version > 0 {
-					v, err = c.GetVersion(ctx, group, key, version)
-				} else {
-					v, err = c.Get(ctx, group, key)
-				}
-				if err != nil {
-					return err
-				}
-				if cf.json() {
-					return writeJSON(stdout, valueJSON(v))
-				}
-				_, err = stdout.Write(v.Data)
-				return err
-			})
-		},
+			if err != nil {
+				return nil, err
+			}
+			return &result{valueJSON(v), printf("%s", v.Data)}, nil
+		}),
 	}
 	cmd.Flags().Uint64Var(&version, "version", 0, "print this version instead of the current one")
 	return cmd
@@ -137,7 +203,7 @@ func valueJSON(v *config.Value) map[string]any {
 	return m
 }
 
-func configSetCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configSetCmd(cf *configFlags) *cobra.Command {
 	var (
 		file, ctype, comment string
 		expect               int64
@@ -157,22 +223,12 @@ not exist); a lost race fails with a conflict and writes nothing.`,
 			if err != nil {
 				return err
 			}
-			var data []byte
-			switch {
-			case file != "" && len(args) == 2:
+			if file != "" && len(args) == 2 {
 				return usagef("give VALUE or --file, not both")
-			case file != "":
-				if data, err = os.ReadFile(file); err != nil {
-					return err
-				}
-			case len(args) == 2 && args[1] == "-":
-				if data, err = io.ReadAll(cmd.InOrStdin()); err != nil {
-					return err
-				}
-			case len(args) == 2:
-				data = []byte(args[1])
-			default:
-				return usagef("give VALUE, --file FILE or - for standard input")
+			}
+			data, err := readValue(cmd, args, file)
+			if err != nil {
+				return err
 			}
 			opts := &config.SetOpts{ContentType: ctype, Comment: comment}
 			if cmd.Flags().Changed("expect-version") {
@@ -181,12 +237,8 @@ not exist); a lost race fails with a conflict and writes nothing.`,
 				}
 				opts.ExpectedVersion = config.Expect(uint64(expect))
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				v, err := c.Set(ctx, group, key, data, opts)
-				if err != nil {
-					return err
-				}
-				return printVersion(stdout, cf, v)
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
+				return written(c.Set(ctx, group, key, data, opts))
 			})
 		},
 	}
@@ -198,7 +250,7 @@ not exist); a lost race fails with a conflict and writes nothing.`,
 	return cmd
 }
 
-func configEditCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configEditCmd(cf *configFlags) *cobra.Command {
 	var comment string
 	cmd := &cobra.Command{
 		Use:   "edit GROUP/KEY",
@@ -213,15 +265,11 @@ with a conflict. A key that does not exist starts empty.`,
 			if err != nil {
 				return err
 			}
-			conn, err := cf.dial(cmd.Context(), stderr)
+			c, done, err := cf.client(cmd, config.Config{})
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			c, err := config.New(conn, &config.Config{Namespace: cf.ns, Author: cf.author})
-			if err != nil {
-				return usagef("%v", err)
-			}
+			defer done()
 			ctx, cancel := cf.ctx(cmd.Context())
 			cur, err := c.GetVersion(ctx, group, key, 0)
 			cancel()
@@ -242,19 +290,19 @@ with a conflict. A key that does not exist starts empty.`,
 				return err
 			}
 			if bytes.Equal(edited, old) {
-				fmt.Fprintln(stderr, "unchanged; nothing written")
+				fmt.Fprintln(cf.stderr, "unchanged; nothing written")
 				return nil
 			}
 			ctx, cancel = cf.ctx(cmd.Context())
 			defer cancel()
-			v, err := c.Set(ctx, group, key, edited, &config.SetOpts{Comment: comment, ExpectedVersion: config.Expect(version)})
+			r, err := written(c.Set(ctx, group, key, edited, &config.SetOpts{Comment: comment, ExpectedVersion: config.Expect(version)}))
+			if errors.Is(err, config.ErrConflict) {
+				return fmt.Errorf("%w (the key changed while you edited; your text was not saved)", err)
+			}
 			if err != nil {
-				if errors.Is(err, config.ErrConflict) {
-					return fmt.Errorf("%w (the key changed while you edited; your text was not saved)", err)
-				}
 				return err
 			}
-			return printVersion(stdout, cf, v)
+			return cf.print(r)
 		},
 	}
 	cmd.Flags().StringVarP(&comment, "comment", "m", "", "comment recorded with the version")
@@ -293,31 +341,21 @@ func runEditor(cmd *cobra.Command, key string, data []byte) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-func configDeleteCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configDeleteCmd(cf *configFlags) *cobra.Command {
 	var comment string
 	cmd := &cobra.Command{
 		Use:   "delete GROUP/KEY",
 		Short: "Delete a key (a tombstone version; history stays)",
 		Args:  cfgExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			group, key, err := splitKey(args[0])
-			if err != nil {
-				return err
-			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				v, err := c.Delete(ctx, group, key, &config.DeleteOpts{Comment: comment})
-				if err != nil {
-					return err
-				}
-				return printVersion(stdout, cf, v)
-			})
-		},
+		RunE: cf.onKey(func(ctx context.Context, c *config.Client, group, key string) (*result, error) {
+			return written(c.Delete(ctx, group, key, &config.DeleteOpts{Comment: comment}))
+		}),
 	}
 	cmd.Flags().StringVarP(&comment, "comment", "m", "", "comment recorded with the deletion")
 	return cmd
 }
 
-func configListCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configListCmd(cf *configFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list [GROUP]",
 		Short: "List the keys of a namespace, or of one group",
@@ -327,30 +365,29 @@ func configListCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
 			if len(args) == 1 {
 				group = args[0]
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
 				keys, err := c.List(ctx, group)
 				if err != nil {
-					return err
+					return nil, err
 				}
-				if cf.json() {
-					return writeJSON(stdout, keys)
-				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "KEY\tVERSION\tTYPE\tSIZE\tUPDATED\tGRAY")
-				for _, k := range keys {
-					gray := ""
-					if k.Gray {
-						gray = "yes"
+				return &result{keys, func(w io.Writer) error {
+					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "KEY\tVERSION\tTYPE\tSIZE\tUPDATED\tGRAY")
+					for _, k := range keys {
+						gray := ""
+						if k.Gray {
+							gray = "yes"
+						}
+						fmt.Fprintf(tw, "%s/%s\t%d\t%s\t%d\t%s\t%s\n", k.Group, k.Key, k.Version, k.ContentType, k.Size, k.Time.Format(time.RFC3339), gray)
 					}
-					fmt.Fprintf(tw, "%s/%s\t%d\t%s\t%d\t%s\t%s\n", k.Group, k.Key, k.Version, k.ContentType, k.Size, k.Time.Format(time.RFC3339), gray)
-				}
-				return tw.Flush()
+					return tw.Flush()
+				}}, nil
 			})
 		},
 	}
 }
 
-func configWatchCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configWatchCmd(cf *configFlags) *cobra.Command {
 	var labels []string
 	var address string
 	cmd := &cobra.Command{
@@ -376,15 +413,11 @@ gray releases as an instance with those labels or that address would.
 				}
 				lm[k] = v
 			}
-			conn, err := cf.dial(cmd.Context(), stderr)
+			c, done, err := cf.client(cmd, config.Config{Labels: lm, Address: address})
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			c, err := config.New(conn, &config.Config{Namespace: cf.ns, Labels: lm, Address: address})
-			if err != nil {
-				return usagef("%v", err)
-			}
+			defer done()
 			w, err := c.Watch(cmd.Context(), group, key)
 			if err != nil {
 				return err
@@ -399,18 +432,18 @@ gray releases as an instance with those labels or that address would.
 					return err
 				}
 				if cf.json() {
-					if err := writeJSONLine(stdout, valueJSON(v)); err != nil {
+					if err := writeJSONLine(cf.stdout, valueJSON(v)); err != nil {
 						return err
 					}
 					continue
 				}
 				switch {
 				case !v.Exists:
-					fmt.Fprintf(stdout, "# version %d: (no value)\n", v.Version)
+					fmt.Fprintf(cf.stdout, "# version %d: (no value)\n", v.Version)
 				case v.Gray:
-					fmt.Fprintf(stdout, "# version %d, gray generation %d:\n%s\n", v.Version, v.GrayGeneration, v.Data)
+					fmt.Fprintf(cf.stdout, "# version %d, gray generation %d:\n%s\n", v.Version, v.GrayGeneration, v.Data)
 				default:
-					fmt.Fprintf(stdout, "# version %d:\n%s\n", v.Version, v.Data)
+					fmt.Fprintf(cf.stdout, "# version %d:\n%s\n", v.Version, v.Data)
 				}
 			}
 		},
@@ -429,27 +462,20 @@ func writeJSONLine(w io.Writer, v any) error {
 	return err
 }
 
-func configHistoryCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configHistoryCmd(cf *configFlags) *cobra.Command {
 	var limit int
 	var before uint64
 	cmd := &cobra.Command{
 		Use:   "history GROUP/KEY",
 		Short: "List versions, newest first",
 		Args:  cfgExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			group, key, err := splitKey(args[0])
+		RunE: cf.onKey(func(ctx context.Context, c *config.Client, group, key string) (*result, error) {
+			vs, more, err := c.History(ctx, group, key, &config.HistoryOpts{Before: before, Limit: limit})
 			if err != nil {
-				return err
+				return nil, err
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				vs, more, err := c.History(ctx, group, key, &config.HistoryOpts{Before: before, Limit: limit})
-				if err != nil {
-					return err
-				}
-				if cf.json() {
-					return writeJSON(stdout, map[string]any{"versions": vs, "more": more})
-				}
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			return &result{map[string]any{"versions": vs, "more": more}, func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "VERSION\tTIME\tAUTHOR\tSIZE\tCOMMENT")
 				for _, v := range vs {
 					comment := v.Comment
@@ -462,15 +488,15 @@ func configHistoryCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command 
 					fmt.Fprintf(tw, "…\t(older: --before %d)\n", vs[len(vs)-1].Version)
 				}
 				return tw.Flush()
-			})
-		},
+			}}, nil
+		}),
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "versions per page (at most 1000)")
 	cmd.Flags().Uint64Var(&before, "before", 0, "list versions older than this one")
 	return cmd
 }
 
-func configDiffCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configDiffCmd(cf *configFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "diff GROUP/KEY V1 [V2]",
 		Short: "Show a unified diff between two versions (V2 defaults to the current one)",
@@ -486,22 +512,18 @@ func configDiffCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
 					return usagef("version %q: want a number from 1", a)
 				}
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
 				d, err := c.Diff(ctx, group, key, vs[0], vs[1])
 				if err != nil {
-					return err
+					return nil, err
 				}
-				if cf.json() {
-					return writeJSON(stdout, map[string]any{"from": vs[0], "to": vs[1], "diff": d})
-				}
-				_, err = io.WriteString(stdout, d)
-				return err
+				return &result{map[string]any{"from": vs[0], "to": vs[1], "diff": d}, printf("%s", d)}, nil
 			})
 		},
 	}
 }
 
-func configRollbackCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configRollbackCmd(cf *configFlags) *cobra.Command {
 	var to uint64
 	var comment string
 	cmd := &cobra.Command{
@@ -517,12 +539,8 @@ func configRollbackCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command
 			if to == 0 {
 				return usagef("--to N is required")
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				v, err := c.Rollback(ctx, group, key, to, &config.RollbackOpts{Comment: comment})
-				if err != nil {
-					return err
-				}
-				return printVersion(stdout, cf, v)
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
+				return written(c.Rollback(ctx, group, key, to, &config.RollbackOpts{Comment: comment}))
 			})
 		},
 	}
@@ -531,7 +549,7 @@ func configRollbackCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command
 	return cmd
 }
 
-func configGrayCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configGrayCmd(cf *configFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gray",
 		Short: "Gray release: a value seen only by matching instances",
@@ -557,31 +575,16 @@ everyone; abandon drops it.`,
 			if err != nil {
 				return err
 			}
-			var data []byte
-			switch {
-			case file != "":
-				if data, err = os.ReadFile(file); err != nil {
-					return err
-				}
-			case len(args) == 2 && args[1] == "-":
-				if data, err = io.ReadAll(cmd.InOrStdin()); err != nil {
-					return err
-				}
-			case len(args) == 2:
-				data = []byte(args[1])
-			default:
-				return usagef("give VALUE, --file FILE or - for standard input")
+			data, err := readValue(cmd, args, file)
+			if err != nil {
+				return err
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
 				g, err := c.SetGray(ctx, group, key, data, config.Rule{Selector: selector, Addresses: addrs}, &config.GrayOpts{ContentType: ctype, Comment: comment})
 				if err != nil {
-					return err
+					return nil, err
 				}
-				if cf.json() {
-					return writeJSON(stdout, g)
-				}
-				_, err = fmt.Fprintf(stdout, "gray generation %d on version %d\n", g.Generation, g.BaseVersion)
-				return err
+				return &result{g, printf("gray generation %d on version %d\n", g.Generation, g.BaseVersion)}, nil
 			})
 		},
 	}
@@ -594,25 +597,15 @@ everyone; abandon drops it.`,
 		Use:   "get GROUP/KEY",
 		Short: "Show the active gray release",
 		Args:  cfgExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			group, key, err := splitKey(args[0])
+		RunE: cf.onKey(func(ctx context.Context, c *config.Client, group, key string) (*result, error) {
+			g, err := c.GetGray(ctx, group, key)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				g, err := c.GetGray(ctx, group, key)
-				if err != nil {
-					return err
-				}
-				if cf.json() {
-					return writeJSON(stdout, g)
-				}
-				val, _ := g.Value.Bytes()
-				_, err = fmt.Fprintf(stdout, "# gray generation %d on version %d, selector %q, addresses %v\n%s\n",
-					g.Generation, g.BaseVersion, g.Rule.Selector, g.Rule.Addresses, val)
-				return err
-			})
-		},
+			val, _ := g.Value.Bytes()
+			return &result{g, printf("# gray generation %d on version %d, selector %q, addresses %v\n%s\n",
+				g.Generation, g.BaseVersion, g.Rule.Selector, g.Rule.Addresses, val)}, nil
+		}),
 	}
 	end := func(use, short string, promote bool) *cobra.Command {
 		var comment string
@@ -620,26 +613,15 @@ everyone; abandon drops it.`,
 			Use:   use + " GROUP/KEY",
 			Short: short,
 			Args:  cfgExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				group, key, err := splitKey(args[0])
-				if err != nil {
-					return err
+			RunE: cf.onKey(func(ctx context.Context, c *config.Client, group, key string) (*result, error) {
+				if promote {
+					return written(c.Promote(ctx, group, key, comment))
 				}
-				return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-					if !promote {
-						if err := c.Abandon(ctx, group, key, comment); err != nil {
-							return err
-						}
-						_, err := fmt.Fprintln(stdout, "abandoned")
-						return err
-					}
-					v, err := c.Promote(ctx, group, key, comment)
-					if err != nil {
-						return err
-					}
-					return printVersion(stdout, cf, v)
-				})
-			},
+				if err := c.Abandon(ctx, group, key, comment); err != nil {
+					return nil, err
+				}
+				return &result{text: printf("abandoned\n")}, nil // the same with -o json
+			}),
 		}
 		c.Flags().StringVarP(&comment, "comment", "m", "", "comment")
 		return c
@@ -649,7 +631,7 @@ everyone; abandon drops it.`,
 	return cmd
 }
 
-func configNSCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
+func configNSCmd(cf *configFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ns",
 		Short: "Create, list and delete namespaces",
@@ -662,8 +644,8 @@ func configNSCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Create a namespace",
 		Args:  cfgExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				return c.CreateNamespace(ctx, args[0], comment)
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
+				return nil, c.CreateNamespace(ctx, args[0], comment)
 			})
 		},
 	}
@@ -673,18 +655,17 @@ func configNSCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
 		Short: "List namespaces",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
 				nss, err := c.Namespaces(ctx)
 				if err != nil {
-					return err
+					return nil, err
 				}
-				if cf.json() {
-					return writeJSON(stdout, nss)
-				}
-				for _, ns := range nss {
-					fmt.Fprintln(stdout, ns.NS)
-				}
-				return nil
+				return &result{nss, func(w io.Writer) error {
+					for _, ns := range nss {
+						fmt.Fprintln(w, ns.NS)
+					}
+					return nil
+				}}, nil
 			})
 		},
 	}
@@ -693,8 +674,8 @@ func configNSCmd(cf *configFlags, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Delete an empty namespace",
 		Args:  cfgExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return cf.withClient(cmd, stderr, func(ctx context.Context, c *config.Client) error {
-				return c.DeleteNamespace(ctx, args[0])
+			return cf.run(cmd, func(ctx context.Context, c *config.Client) (*result, error) {
+				return nil, c.DeleteNamespace(ctx, args[0])
 			})
 		},
 	}
