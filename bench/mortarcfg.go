@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/config"
@@ -39,9 +38,7 @@ func (m mortarConfig) Put(ctx context.Context, key string, val []byte) error {
 }
 
 func (m mortarConfig) Watch(ctx context.Context, key string) (<-chan []byte, error) {
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	w, err := m.c.Watch(wctx, "bench", key)
+	w, err := m.c.Watch(ctx, "bench", key)
 	if err != nil {
 		return nil, err
 	}

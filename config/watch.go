@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/configwire"
 	"github.com/nats-io/nats.go"
 )
@@ -18,6 +19,11 @@ var ErrWatcherStopped = errors.New("config: watcher stopped")
 // drops them as a slow consumer (a dropped notice shows as a gap and
 // triggers a re-read).
 const watchBuffer = 1024
+
+// flushTimeout bounds the round trip that makes a watch's subscription
+// effective on the node when Watch's ctx has no deadline: as long as one
+// attempt of an API request.
+const flushTimeout = mortar.AttemptTimeoutDefault
 
 // keyState is what a watcher knows of a key: the last message on its
 // value subject and on its gray subject.
@@ -125,7 +131,15 @@ func (c *Client) Watch(ctx context.Context, group, key string) (*Watcher, error)
 		return nil, fmt.Errorf("config: watch %s/%s: %w", group, key, err)
 	}
 	w.sub = sub
-	if err := nc.FlushWithContext(ctx); err != nil {
+	// NATS refuses to flush under a ctx without a deadline; give the
+	// flush one of its own then.
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	if err := nc.FlushWithContext(fctx); err != nil {
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("config: watch %s/%s: %w", group, key, err)
 	}

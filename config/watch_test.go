@@ -75,6 +75,30 @@ func TestWatchOrderAndLatency(t *testing.T) {
 	}
 }
 
+// TestWatchWithoutDeadline: Watch takes a ctx with no deadline, such as
+// context.Background(), and the watch works.
+func TestWatchWithoutDeadline(t *testing.T) {
+	c, _ := setup(t, nil)
+	ctx := ctxT(t)
+	if _, err := c.Set(ctx, "g", "k", []byte("one"), nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(context.Background(), "g", "k")
+	if err != nil {
+		t.Fatalf("Watch(context.Background()): %v", err)
+	}
+	defer w.Stop()
+	if v := next(t, w); v.Version != 1 || string(v.Data) != "one" {
+		t.Fatalf("first value = %+v", v)
+	}
+	if _, err := c.Set(ctx, "g", "k", []byte("two"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if v := next(t, w); v.Version != 2 || string(v.Data) != "two" {
+		t.Fatalf("after a write = %+v", v)
+	}
+}
+
 // TestWatchBurst: writes faster than the watcher reads still end at the
 // last value, in increasing versions.
 func TestWatchBurst(t *testing.T) {
