@@ -127,11 +127,7 @@ func (s *Server) diff(ctx context.Context, _ string, req *configwire.DiffRequest
 	if req.From == 0 {
 		return nil, invalid("from: give a version (1 or more)")
 	}
-	if err := s.checkNS(ctx, req.NS); err != nil {
-		return nil, err
-	}
-	subj := configwire.ValueSubject(req.NS, req.Group, req.Key.Key)
-	last, err := s.last(ctx, subj)
+	subj, last, err := s.resolve(ctx, req.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +162,7 @@ func (s *Server) rollback(ctx context.Context, reqID string, req *configwire.Rol
 	if req.To == 0 {
 		return nil, invalid("to: give the version to roll back to (1 or more)")
 	}
-	if err := s.checkNS(ctx, req.NS); err != nil {
-		return nil, err
-	}
-	subj := configwire.ValueSubject(req.NS, req.Group, req.Key.Key)
-	last, err := s.last(ctx, subj)
+	subj, last, err := s.resolve(ctx, req.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -207,10 +199,7 @@ func (s *Server) graySet(ctx context.Context, reqID string, req *configwire.Gray
 	if err := req.Rule.Validate(); err != nil {
 		return nil, invalid("%v", err)
 	}
-	if err := s.checkNS(ctx, req.NS); err != nil {
-		return nil, err
-	}
-	main, err := s.last(ctx, configwire.ValueSubject(req.NS, req.Group, req.Key.Key))
+	_, main, err := s.resolve(ctx, req.Key)
 	if err != nil {
 		return nil, err
 	}

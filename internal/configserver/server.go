@@ -428,6 +428,18 @@ func notFound(k configwire.Key) error {
 	return mortar.Errorf(mortar.CodeNotFound, "key %s/%s/%q does not exist", k.NS, k.Group, k.Key)
 }
 
+// resolve checks that the namespace of k (which checkKey passed) exists
+// and returns k's value subject and its last message (nil: never
+// written), for version.
+func (s *Server) resolve(ctx context.Context, k configwire.Key) (subj string, last *stored, err error) {
+	if err = s.checkNS(ctx, k.NS); err != nil {
+		return "", nil, err
+	}
+	subj = configwire.ValueSubject(k.NS, k.Group, k.Key)
+	last, err = s.last(ctx, subj)
+	return subj, last, err
+}
+
 // version returns version v of subj (0 means the last), whose last
 // message is last.
 func (s *Server) version(ctx context.Context, k configwire.Key, subj string, last *stored, v uint64) (*stored, error) {
@@ -468,11 +480,7 @@ func (s *Server) get(ctx context.Context, _ string, req *configwire.GetRequest) 
 	if err := checkKey(&req.Key); err != nil {
 		return nil, err
 	}
-	if err := s.checkNS(ctx, req.NS); err != nil {
-		return nil, err
-	}
-	subj := configwire.ValueSubject(req.NS, req.Group, req.Key.Key)
-	last, err := s.last(ctx, subj)
+	subj, last, err := s.resolve(ctx, req.Key)
 	if err != nil {
 		return nil, err
 	}
