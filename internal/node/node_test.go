@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childNodeEnv); cfg != "" {
+		os.Exit(runChildNode(cfg)) // a node process of TestClusterLeaderKilled
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()

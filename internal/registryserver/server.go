@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/registrywire"
 	"github.com/mortarhq/mortar/internal/store"
 	"github.com/mortarhq/mortar/registry"
@@ -96,8 +97,9 @@ type Server struct {
 	preserving bool
 	started    time.Time
 
-	wg  sync.WaitGroup // health checks
-	sem chan struct{}  // bounds the checks running at once
+	wg      sync.WaitGroup // health checks
+	sem     chan struct{}  // bounds the checks running at once
+	stopped chan struct{}  // closed when Run returns: nothing follows the bucket
 }
 
 // New returns a Server.
@@ -127,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 		nodes:   make(map[string]bool),
 		checks:  make(map[string]*checkState),
 		sem:     make(chan struct{}, cfg.MaxChecks),
+		stopped: make(chan struct{}),
 	}
 	if cfg.Metrics != nil {
 		if err := s.m.register(cfg.Metrics); err != nil {
@@ -140,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 // and sweeps for lapsed leases, dead nodes and due checks, until ctx
 // ends.
 func (s *Server) Run(ctx context.Context) error {
+	defer close(s.stopped)
 	s.mu.Lock()
 	s.started = time.Now()
 	s.mu.Unlock()
@@ -171,8 +175,20 @@ func (s *Server) onHeartbeat(m *nats.Msg) {
 
 // follow watches every key of kv and applies what it sees: first a
 // snapshot (reset, then apply each key), then every change. If the watch
-// breaks it starts again from a new snapshot.
+// breaks, or the bucket's stream elects a new leader (the watch's
+// consumer may have died with the old one, and would only notice after
+// missed heartbeats), it starts again from a new snapshot.
 func (s *Server) follow(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry), reset func(initial bool)) {
+	restart := make(chan struct{}, 1)
+	sub, err := s.nc.Subscribe(leaderElectedPrefix+"KV_"+kv.Bucket(), func(*nats.Msg) {
+		select {
+		case restart <- struct{}{}:
+		default:
+		}
+	})
+	if err == nil {
+		defer sub.Unsubscribe()
+	}
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		w, err := kv.WatchAll(ctx)
@@ -189,14 +205,34 @@ func (s *Server) follow(ctx context.Context, kv jetstream.KeyValue, apply func(j
 		}
 		wait = 100 * time.Millisecond
 		reset(true)
-		for e := range w.Updates() {
+		s.drain(ctx, w, apply, reset, restart)
+		w.Stop()
+	}
+}
+
+// leaderElectedPrefix is the subject of the engine's advisory that a
+// stream elected a leader, without the stream's name.
+const leaderElectedPrefix = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
+
+// drain applies w's entries until it ends, ctx ends or restart fires.
+func (s *Server) drain(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), reset func(bool), restart <-chan struct{}) {
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
 			if e == nil {
 				reset(false)
 				continue
 			}
 			apply(e)
+		case <-restart:
+			s.log.Debug("bucket leader changed; watching again", "bucket", w)
+			return
+		case <-ctx.Done():
+			return
 		}
-		w.Stop()
 	}
 }
 
@@ -271,9 +307,23 @@ func (s *Server) applyNode(e jetstream.KeyValueEntry) {
 	}
 }
 
-// waitFor waits until the node has applied the bucket up to revision seq
-// (0: until the first snapshot is in), or ctx ends.
+// catchUpWait bounds how long a write waits for this node's view to
+// include it. The write is done either way; the wait only makes a read
+// through the same node right after it see it.
+const catchUpWait = 2 * time.Second
+
+var errStopping = &mortar.Error{Code: mortar.CodeUnavailable, Message: "the node is stopping; retry"}
+
+// waitFor waits until the node has applied the bucket up to revision seq,
+// or catchUpWait passes; with seq 0, until the first snapshot is in (an
+// unavailable error if the node stops first).
 func (s *Server) waitFor(ctx context.Context, seq uint64) error {
+	var timeout <-chan time.Time
+	if seq > 0 {
+		t := time.NewTimer(catchUpWait)
+		defer t.Stop()
+		timeout = t.C
+	}
 	for {
 		s.mu.Lock()
 		ok := s.loaded && s.seq >= seq
@@ -284,6 +334,13 @@ func (s *Server) waitFor(ctx context.Context, seq uint64) error {
 		}
 		select {
 		case <-ch:
+		case <-timeout:
+			return nil
+		case <-s.stopped:
+			if seq > 0 {
+				return nil
+			}
+			return errStopping
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -133,8 +133,8 @@ func (s *Server) evict(ctx context.Context, in *registry.Instance, reason string
 // heartbeat (or have no lease) and removes the others.
 func (s *Server) adopt(ctx context.Context, node string, ins []registry.Instance, now time.Time) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	_, err := s.st.Nodes.Create(wctx, "_adopt."+node, []byte(s.self), jetstream.KeyTTL(adoptMarkerTTL))
+	cancel()
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return // another survivor has it
 	}
@@ -161,8 +161,10 @@ func (s *Server) adopt(ctx context.Context, node string, ins []registry.Instance
 			continue
 		}
 		in.Node = s.self
-		rev := in.Revision
-		if _, err := s.write(wctx, key, &in, rev); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := s.write(wctx, key, &in, in.Revision)
+		cancel()
+		if err != nil {
 			if mortar.ErrorCode(store.APIError(err)) != mortar.CodeConflict && ctx.Err() == nil {
 				s.log.Warn("adopt instance", "service", in.Service, "id", in.ID, "err", err)
 			}

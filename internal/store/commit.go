@@ -27,7 +27,12 @@ const (
 	// BatchMaxDefault caps a batch (the engine's limit is 1,000).
 	BatchMaxDefault = 256
 	// commitTimeout bounds one flush, independent of any caller's ctx.
-	commitTimeout = 30 * time.Second
+	// While a stream has no leader (a failover takes 4 to 9 s) nobody
+	// answers a publish: the flush fails after this long with a transient
+	// error, the API answers unavailable, and clients retry with the same
+	// request ID, instead of every queued write waiting behind one stuck
+	// flush.
+	commitTimeout = 3 * time.Second
 )
 
 // Headers of the engine's atomic batch publish.
