@@ -22,6 +22,23 @@ func init() {
 
 // startEtcd runs the etcd binary on two free loopback ports.
 func startEtcd(ctx context.Context, dir string, stderr io.Writer) (*kvServer, error) {
+	e, err := runEtcd(ctx, dir, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &kvServer{client: etcdClient{e.cli}, pid: e.pid, stop: e.stop}, nil
+}
+
+// etcdProc is a running etcd and a client that saw it commit a write.
+type etcdProc struct {
+	endpoint string
+	pid      int
+	cli      *clientv3.Client
+	stop     func() error
+}
+
+// runEtcd runs a single-member etcd with its data in dir.
+func runEtcd(ctx context.Context, dir string, stderr io.Writer) (*etcdProc, error) {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		return nil, fmt.Errorf("etcd not found (apt-get install etcd-server): %w", err)
@@ -66,7 +83,7 @@ func startEtcd(ctx context.Context, dir string, stderr io.Writer) (*kvServer, er
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &kvServer{client: etcdClient{cli}, pid: cmd.Process.Pid, stop: stop}, nil
+	return &etcdProc{endpoint: client, pid: cmd.Process.Pid, cli: cli, stop: stop}, nil
 }
 
 type etcdClient struct{ c *clientv3.Client }

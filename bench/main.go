@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 			return serveNodeMain(ctx, args[1:], stdin, stdout, stderr)
 		case "config":
 			return configMain(ctx, args[1:], stdout, stderr)
+		case "registry":
+			return registryMain(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return driveMain(ctx, args, stdout, stderr)
