@@ -93,7 +93,7 @@ func parseRegOptions(args []string, stderr io.Writer) (*regOptions, error) {
 	if o.instances < 1 || o.heartbeat < 100*time.Millisecond || o.window <= 0 || o.watchers < 1 || o.changes < 1 || o.format != "markdown" && o.format != "json" {
 		return nil, errors.New("bad -instances, -heartbeat, -window, -watchers, -changes or -o")
 	}
-	o.command = "go run ./bench registry " + strings.Join(args, " ")
+	o.command = strings.TrimSpace("go run ./bench registry " + strings.Join(args, " "))
 	return o, nil
 }
 

@@ -339,3 +339,42 @@ func TestClusterSmoke(t *testing.T) {
 		t.Fatalf("read via another node = %+v, %v", v, err)
 	}
 }
+
+// TestWritesAlternatingNodes writes one key through two nodes in turn,
+// with compare-and-set: each node's cached idea of the last version goes
+// stale at every turn, and must never refuse a correct expected version
+// or accept a wrong one.
+func TestWritesAlternatingNodes(t *testing.T) {
+	cl := mortartest.StartCluster(t, 3)
+	a, _ := config.New(cl.Nodes[0].Dial(t), nil)
+	b, _ := config.New(cl.Nodes[1].Dial(t), nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for i := uint64(0); i < 10; i++ {
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		if i > 0 {
+			behind := i - 1 // the version before the current one
+			if _, err := c.Set(ctx, "g", "alt", []byte("x"), &config.SetOpts{ExpectedVersion: &behind}); !errors.Is(err, config.ErrConflict) {
+				t.Fatalf("write %d with a stale expected version: %v, want conflict", i, err)
+			}
+		}
+		v, err := c.Set(ctx, "g", "alt", fmt.Appendf(nil, "%d", i), &config.SetOpts{ExpectedVersion: &i})
+		if err != nil {
+			t.Fatalf("write %d through node %d: %v", i, i%2, err)
+		}
+		if v.Version != i+1 {
+			t.Fatalf("write %d made version %d", i, v.Version)
+		}
+		// An unconditional write through the other node in between.
+		other := b
+		if c == b {
+			other = a
+		}
+		if _, err := other.Set(ctx, "g", "other", []byte("y"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -38,8 +38,9 @@ type Config struct {
 
 // Server is the config center's control-plane half on one node.
 type Server struct {
-	st  *store.Store
-	log *slog.Logger
+	st    *store.Store
+	log   *slog.Logger
+	cache lastCache // last message per subject, a guess for writes
 
 	writes   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -265,15 +266,23 @@ type build func(prev *stored) (*nats.Msg, error)
 // once: a retried request whose write is already stored gets that write
 // back.
 func (s *Server) write(ctx context.Context, subj, reqID string, b build) (*stored, error) {
-	for range maxAttempts {
-		prev, err := s.last(ctx, subj)
-		if err != nil {
-			return nil, err
+	for attempt := range maxAttempts {
+		prev := s.cache.get(subj)
+		guessed := attempt == 0 && prev != nil
+		if !guessed {
+			var err error
+			if prev, err = s.last(ctx, subj); err != nil {
+				return nil, err
+			}
+			s.cache.put(subj, prev)
 		}
 		if reqID != "" && prev != nil && prev.hdr.Get(headerRequestID) == reqID {
 			return prev, nil
 		}
 		msg, err := b(prev)
+		if guessed && (err != nil || msg == nil) {
+			continue // decide on the engine's last message, not the cache's
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -292,9 +301,10 @@ func (s *Server) write(ctx context.Context, subj, reqID string, b build) (*store
 		}
 		ack, err := s.st.ConfigPublish(ctx, msg)
 		if isWrongLast(err) {
-			continue // another writer won; re-read and re-check
+			continue // another writer won, or the cache was stale; re-read and re-check
 		}
 		if err != nil {
+			s.cache.drop(subj) // the outcome is unknown
 			return nil, err
 		}
 		if ack.Duplicate {
@@ -308,7 +318,9 @@ func (s *Server) write(ctx context.Context, subj, reqID string, b build) (*store
 		if err != nil {
 			return nil, err
 		}
-		return &stored{seq: ack.Sequence, rec: rec, data: msg.Data, hdr: msg.Header}, nil
+		out := &stored{seq: ack.Sequence, rec: rec, data: msg.Data, hdr: msg.Header}
+		s.cache.put(subj, out)
+		return out, nil
 	}
 	return nil, mortar.Errorf(mortar.CodeConflict, "too many concurrent writers; retry")
 }
