@@ -90,8 +90,9 @@ func (st *keyState) effective(labels map[string]string, addr string) *Value {
 // subscription per watcher and no engine consumer. Each notice carries
 // the previous sequence of its subject: on a gap (a lost notice), on a
 // reconnect and every ResyncInterval, the watcher re-reads the key, so it
-// never misses the latest value (intermediate versions skipped by a gap
-// are not replayed; read History for those).
+// never misses the latest value; versions the gap skipped (up to
+// MaxReplay of them) are read from the history and returned first, in
+// order, so that a watcher of the main value sees every version.
 type Watcher struct {
 	c      *Client
 	group  string
@@ -103,6 +104,8 @@ type Watcher struct {
 	state    *keyState
 	emitted  bool
 	lastSeen [2]uint64 // (gray generation or 0, main sequence) last returned
+	lastVer  uint64    // main version last returned (0 after a gray value)
+	replay   []*Value  // versions a gap skipped, returned before the current one
 	resync   bool
 	ticker   *time.Ticker
 
@@ -195,12 +198,28 @@ func (w *Watcher) Next(ctx context.Context) (*Value, error) {
 			return nil, ErrWatcherStopped
 		default:
 		}
+		if len(w.replay) > 0 {
+			v := w.replay[0]
+			w.replay = w.replay[1:]
+			w.lastVer = v.Version
+			return v, nil
+		}
 		if w.resync {
 			if err := w.read(ctx); err != nil {
 				return nil, err
 			}
+			if err := w.fillGap(ctx); err != nil {
+				return nil, err
+			}
+			if len(w.replay) > 0 {
+				continue
+			}
 		}
 		if v := w.changed(); v != nil {
+			w.lastVer = 0
+			if !v.Gray {
+				w.lastVer = v.Version
+			}
 			return v, nil
 		}
 		select {
@@ -216,6 +235,34 @@ func (w *Watcher) Next(ctx context.Context) (*Value, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// MaxReplay bounds the versions a watcher reads back from the history
+// after a gap; beyond it, the oldest skipped versions are not returned.
+const MaxReplay = 100
+
+// fillGap queues the main versions between the last one returned and the
+// current one, if a re-read found more than one step between them and
+// this client sees the main value.
+func (w *Watcher) fillGap(ctx context.Context) error {
+	cur := w.state.effective(w.c.cfg.Labels, w.c.cfg.Address)
+	if w.lastVer == 0 || cur.Gray || cur.Version <= w.lastVer+1 {
+		return nil
+	}
+	from := w.lastVer + 1
+	if cur.Version-from > MaxReplay {
+		from = cur.Version - MaxReplay
+	}
+	for v := from; v < cur.Version; v++ {
+		val, err := w.c.GetVersion(ctx, w.group, w.key, v)
+		if err != nil {
+			w.replay = nil
+			w.resync = true // try the whole re-read again
+			return err
+		}
+		w.replay = append(w.replay, val)
+	}
+	return nil
 }
 
 // changed returns the effective value if it differs from the last one

@@ -12,6 +12,7 @@ import (
 	"github.com/mortarhq/mortar/config"
 	"github.com/mortarhq/mortar/internal/configwire"
 	"github.com/mortarhq/mortar/mortartest"
+	"github.com/nats-io/nats.go"
 )
 
 func next(t *testing.T, w *config.Watcher) *config.Value {
@@ -375,6 +376,48 @@ func TestWritesAlternatingNodes(t *testing.T) {
 		}
 		if _, err := other.Set(ctx, "g", "other", []byte("y"), nil); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestWatchReplaysVersionsSkippedByOutage cuts a watcher off while a key
+// changes five times; after it reconnects it returns all five versions,
+// in order, not only the last.
+func TestWatchReplaysVersionsSkippedByOutage(t *testing.T) {
+	c, n := setup(t, nil)
+	ctx := ctxT(t)
+	p := mortartest.NewProxy(t, n.URL())
+	wconn, err := mortar.Dial(ctx, p.URL(), &mortar.Options{AttemptTimeout: time.Second, NATSOptions: []nats.Option{nats.IgnoreDiscoveredServers()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wconn.Close()
+	wc, _ := config.New(wconn, nil)
+	if _, err := c.Set(ctx, "g", "k", []byte("v1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, "g", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if v := next(t, w); string(v.Data) != "v1" {
+		t.Fatalf("first value %q", v.Data)
+	}
+	p.Cut()
+	for wconn.NATS().IsConnected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 2; i <= 6; i++ {
+		if _, err := c.Set(ctx, "g", "k", fmt.Appendf(nil, "v%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Restore()
+	for i := 2; i <= 6; i++ {
+		v := next(t, w)
+		if want := fmt.Sprintf("v%d", i); string(v.Data) != want || v.Version != uint64(i) {
+			t.Fatalf("after the outage: version %d %q, want %d %q", v.Version, v.Data, i, want)
 		}
 	}
 }

@@ -210,7 +210,7 @@ func TestWatchResumesAfterOutage(t *testing.T) {
 	n := mortartest.StartNode(t)
 	c := client(t, n.Dial(t))
 	ctx := ctxT(t)
-	p := newProxy(t, n.URL())
+	p := mortartest.NewProxy(t, n.URL())
 	wconn, err := mortar.Dial(ctx, p.URL(), &mortar.Options{AttemptTimeout: time.Second, NATSOptions: []nats.Option{nats.IgnoreDiscoveredServers()}})
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +239,7 @@ func TestWatchResumesAfterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.cut()
+	p.Cut()
 	waitFor(t, "disconnect", func() bool { return !wconn.NATS().IsConnected() })
 	// While the control plane is unreachable, the cache and the resolver
 	// keep answering.
@@ -261,7 +261,7 @@ func TestWatchResumesAfterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := res.Changed()
-	p.restore()
+	p.Restore()
 	got := map[string]registry.EventType{}
 	for len(got) < 2 {
 		ev := next(t, w)
