@@ -162,7 +162,7 @@ func (c *Client) List(ctx context.Context, service string) ([]Instance, error) {
 	}
 	out, err := c.list(ctx, service)
 	if err != nil {
-		if code := mortar.ErrorCode(err); code == mortar.CodeUnavailable || code == mortar.CodeInternal {
+		if code := mortar.ErrorCode(err); code == mortar.CodeUnavailable || code == mortar.CodeInternal || code == mortar.CodeDeadlineExceeded {
 			if cached, ok := c.cached(service); ok {
 				c.log.Debug("serving a cached list: the control plane is unreachable", "service", service, "err", err)
 				return cached, nil

@@ -46,7 +46,7 @@ type Instance struct {
 	// Set by the node.
 	Node       string    `json:"node,omitempty"`   // the node that owns the instance's lease
 	Status     Status    `json:"status,omitempty"` // health
-	Output     string    `json:"output,omitempty"` // last check's output, for operators
+	Output     string    `json:"output,omitempty"` // output of the check that last changed Status, for operators
 	Registered time.Time `json:"registered,omitzero"`
 	Revision   uint64    `json:"revision,omitempty"` // the engine's revision of this record
 }

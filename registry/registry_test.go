@@ -360,6 +360,14 @@ func TestActiveChecks(t *testing.T) {
 	if ev := expect(t, w, registry.EventPut, "w1"); ev.Instance.Status != registry.StatusCritical {
 		t.Fatalf("after two failures: %s", ev.Instance.Status)
 	}
+	// Registering again with the same check (a client that reconnected)
+	// keeps the status the check found.
+	if got, err := c.RegisterOnce(ctx, in); err != nil || got.Status != registry.StatusCritical {
+		t.Fatalf("register again: %+v, %v; want it still critical", got, err)
+	}
+	if ev := expect(t, w, registry.EventPut, "w1"); ev.Instance.Status != registry.StatusCritical {
+		t.Fatalf("after registering again: %s", ev.Instance.Status)
+	}
 	code.Store(429)
 	if ev := expect(t, w, registry.EventPut, "w1"); ev.Instance.Status != registry.StatusWarning {
 		t.Fatalf("on 429: %s", ev.Instance.Status)

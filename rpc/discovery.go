@@ -103,7 +103,12 @@ func (p *pool) pick(ctx context.Context, tried map[string]bool) (*Client, string
 	p.pruneLocked(now)
 	fresh := make([]registry.Instance, 0, len(all))
 	var ejected []registry.Instance
+	eligible := 0
 	for _, in := range all {
+		if in.Protocol != "" && in.Protocol != registry.ProtocolDefault {
+			continue // an instance of the service that speaks something else
+		}
+		eligible++
 		ep := in.Endpoint()
 		switch {
 		case tried[ep]:
@@ -118,7 +123,7 @@ func (p *pool) pick(ctx context.Context, tried map[string]bool) (*Client, string
 	}
 	if len(fresh) == 0 {
 		p.mu.Unlock()
-		if len(all) == 0 {
+		if eligible == 0 {
 			return nil, "", nil, fmt.Errorf("rpc: mortar://%s: %w", p.service, registry.ErrNoInstances)
 		}
 		return nil, "", nil, nil // every instance tried
@@ -211,7 +216,7 @@ func (p *pool) do(ctx context.Context, attempt func(c *Client) (retryable bool, 
 			return err
 		}
 		if c == nil {
-			break
+			break // every instance tried; last holds the latest failure
 		}
 		tried[ep] = true
 		start := time.Now()
@@ -221,7 +226,7 @@ func (p *pool) do(ctx context.Context, attempt func(c *Client) (retryable bool, 
 			return nil
 		}
 		last = err
-		if !retry || !p.failed(ep, err) || ctx.Err() != nil {
+		if !retry || ctx.Err() != nil || !p.failed(ep, err) {
 			return err
 		}
 	}

@@ -75,8 +75,14 @@ func (s *Server) register(ctx context.Context, req *registerRequest) (any, error
 	var rev uint64
 	err := s.casLoop(ctx, key, func(old *registry.Instance) (*registry.Instance, error) {
 		in.Registered = time.Now().UTC()
+		in.Status, in.Output = registry.StatusPassing, ""
 		if old != nil {
 			in.Registered = old.Registered
+			// Registering again (a client that reconnected) keeps what the
+			// same health check found.
+			if old.Check != nil && in.Check != nil && *old.Check == *in.Check {
+				in.Status, in.Output = old.Status, old.Output
+			}
 		}
 		return &in, nil
 	}, &rev)
@@ -123,10 +129,7 @@ func (s *Server) casLoop(ctx context.Context, key string, change func(old *regis
 		if err != nil {
 			return store.APIError(err)
 		}
-		if *rev == 0 {
-			return nil
-		}
-		return s.waitFor(ctx, *rev)
+		return nil
 	}
 	return mortar.Errorf(mortar.CodeConflict, "instance %s changed %d times while being written; retry", key, maxAttempts)
 }
@@ -138,7 +141,11 @@ func (s *Server) write(ctx context.Context, key string, next *registry.Instance,
 		if rev == 0 {
 			return 0, nil
 		}
-		return s.st.DeleteInstance(ctx, key, rev)
+		written, err := s.st.DeleteInstance(ctx, key, rev)
+		if err == nil {
+			s.applyLocal(key, nil, written)
+		}
+		return written, err
 	}
 	rec := *next
 	rec.Revision = 0
@@ -146,10 +153,16 @@ func (s *Server) write(ctx context.Context, key string, next *registry.Instance,
 	if err != nil {
 		return 0, err
 	}
+	var written uint64
 	if rev == 0 {
-		return s.kv.Create(ctx, key, data)
+		written, err = s.kv.Create(ctx, key, data)
+	} else {
+		written, err = s.kv.Update(ctx, key, data, rev)
 	}
-	return s.kv.Update(ctx, key, data, rev)
+	if err == nil {
+		s.applyLocal(key, &rec, written)
+	}
+	return written, err
 }
 
 func (s *Server) deregister(ctx context.Context, req *registrywire.Ref) (any, error) {
@@ -180,7 +193,7 @@ func (s *Server) renew(ctx context.Context, req *registrywire.Ref) (any, error) 
 	if err := checkRef(req); err != nil {
 		return nil, err
 	}
-	if err := s.waitFor(ctx, 0); err != nil {
+	if err := s.waitLoaded(ctx); err != nil {
 		return nil, err
 	}
 	key := registrywire.Key(req.Service, req.ID)
@@ -200,7 +213,7 @@ func (s *Server) get(ctx context.Context, req *registrywire.Ref) (any, error) {
 	if err := checkRef(req); err != nil {
 		return nil, err
 	}
-	if err := s.waitFor(ctx, 0); err != nil {
+	if err := s.waitLoaded(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -228,7 +241,7 @@ func (s *Server) list(ctx context.Context, req *registrywire.ListRequest) (any, 
 	if req.Service != "" && !registrywire.ValidService(req.Service) {
 		return nil, invalid("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", req.Service, registrywire.MaxServiceBytes)
 	}
-	if err := s.waitFor(ctx, 0); err != nil {
+	if err := s.waitLoaded(ctx); err != nil {
 		return nil, err
 	}
 	prefix := req.Service + "."
@@ -248,7 +261,7 @@ func (s *Server) list(ctx context.Context, req *registrywire.ListRequest) (any, 
 }
 
 func (s *Server) services(ctx context.Context, _ *struct{}) (any, error) {
-	if err := s.waitFor(ctx, 0); err != nil {
+	if err := s.waitLoaded(ctx); err != nil {
 		return nil, err
 	}
 	byName := map[string]*registrywire.ServiceInfo{}

@@ -73,6 +73,7 @@ type Config struct {
 type entry struct {
 	inst registry.Instance // Revision is the bucket revision
 	seen time.Time         // when this node last applied a write of it
+	gen  uint64            // the snapshot that last brought it
 }
 
 // Server is the registry's control-plane half on one node.
@@ -87,6 +88,8 @@ type Server struct {
 
 	mu         sync.Mutex
 	entries    map[string]*entry    // by registrywire.Key
+	tombs      map[string]uint64    // revision of each delete seen since the last snapshot began
+	gen        uint64               // snapshots taken
 	beats      map[string]time.Time // last heartbeat heard, by key
 	seq        uint64               // last bucket revision applied
 	loaded     bool                 // the first snapshot is applied
@@ -100,6 +103,7 @@ type Server struct {
 	wg      sync.WaitGroup // health checks
 	sem     chan struct{}  // bounds the checks running at once
 	stopped chan struct{}  // closed when Run returns: nothing follows the bucket
+	rewatch chan struct{}  // asks the registry bucket's watch to start over
 }
 
 // New returns a Server.
@@ -124,12 +128,14 @@ func New(cfg Config) (*Server, error) {
 		self:    cfg.NodeName,
 		m:       newMetrics(),
 		entries: make(map[string]*entry),
+		tombs:   make(map[string]uint64),
 		beats:   make(map[string]time.Time),
 		changed: make(chan struct{}),
 		nodes:   make(map[string]bool),
 		checks:  make(map[string]*checkState),
 		sem:     make(chan struct{}, cfg.MaxChecks),
 		stopped: make(chan struct{}),
+		rewatch: make(chan struct{}, 1),
 	}
 	if cfg.Metrics != nil {
 		if err := s.m.register(cfg.Metrics); err != nil {
@@ -155,8 +161,8 @@ func (s *Server) Run(ctx context.Context) error {
 	defer sub.Unsubscribe()
 
 	var wg sync.WaitGroup
-	wg.Go(func() { s.follow(ctx, s.kv, s.applyInstance, s.resetInstances) })
-	wg.Go(func() { s.follow(ctx, s.st.Nodes, s.applyNode, s.resetNodes) })
+	wg.Go(func() { s.followRegistry(ctx) })
+	wg.Go(func() { s.follow(ctx, s.st.Nodes, s.applyNode, s.resetNodes, make(chan struct{}, 1)) })
 	wg.Go(func() { s.sweepLoop(ctx) })
 	wg.Go(func() { s.purgeLoop(ctx) })
 	wg.Wait()
@@ -178,14 +184,8 @@ func (s *Server) onHeartbeat(m *nats.Msg) {
 // breaks, or the bucket's stream elects a new leader (the watch's
 // consumer may have died with the old one, and would only notice after
 // missed heartbeats), it starts again from a new snapshot.
-func (s *Server) follow(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry), reset func(initial bool)) {
-	restart := make(chan struct{}, 1)
-	sub, err := s.nc.Subscribe(leaderElectedPrefix+"KV_"+kv.Bucket(), func(*nats.Msg) {
-		select {
-		case restart <- struct{}{}:
-		default:
-		}
-	})
+func (s *Server) follow(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry), reset func(initial bool), restart chan struct{}) {
+	sub, err := s.nc.Subscribe(leaderElectedPrefix+"KV_"+kv.Bucket(), func(*nats.Msg) { kick(restart) })
 	if err == nil {
 		defer sub.Unsubscribe()
 	}
@@ -207,6 +207,14 @@ func (s *Server) follow(ctx context.Context, kv jetstream.KeyValue, apply func(j
 		reset(true)
 		s.drain(ctx, w, apply, reset, restart)
 		w.Stop()
+	}
+}
+
+// kick signals ch without blocking.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -236,20 +244,118 @@ func (s *Server) drain(ctx context.Context, w jetstream.KeyWatcher, apply func(j
 	}
 }
 
-// resetInstances starts a new snapshot (initial) or marks it complete.
-// Keys the new snapshot does not bring back are dropped when it
-// completes.
-func (s *Server) resetInstances(initial bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if initial {
-		for _, e := range s.entries {
-			e.seen = time.Time{} // unmarked: not yet in the new snapshot
-		}
+// followRegistry keeps this node's view of the registry: a snapshot of
+// the bucket (a short-lived watch), then the changes the bucket
+// republishes on core NATS, the same notices SDK watchers follow. A
+// notice that shows a gap (its key's previous revision is not the one
+// the view holds), a dropped notice, a reconnect, a new leader of the
+// bucket's stream and every resnapshotEvery take a new snapshot. Nothing
+// here depends on an engine consumer staying alive, so the view keeps
+// moving while the cluster replaces a dead node.
+func (s *Server) followRegistry(ctx context.Context) {
+	events := make(chan *nats.Msg, 1<<16)
+	sub, err := s.nc.ChanSubscribe(registrywire.EventPrefix+">", events)
+	if err != nil {
+		s.log.Error("subscribe to registry changes", "err", err)
 		return
 	}
+	defer sub.Unsubscribe()
+	if adv, err := s.nc.Subscribe(leaderElectedPrefix+"KV_"+registrywire.Bucket, func(*nats.Msg) { kick(s.rewatch) }); err == nil {
+		defer adv.Unsubscribe()
+	}
+	status := s.nc.StatusChanged(nats.CONNECTED)
+	defer s.nc.RemoveStatusListener(status)
+	resync := time.NewTicker(resnapshotEvery)
+	defer resync.Stop()
+	need, dropped := true, 0
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if d, _ := sub.Dropped(); d != dropped {
+			dropped, need = d, true
+		}
+		if need {
+			if err := s.snapshot(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("read the registry bucket; serving the last view meanwhile", "err", err, "retry_in", wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				wait = min(2*wait, 5*time.Second)
+				continue
+			}
+			need, wait = false, 100*time.Millisecond
+		}
+		select {
+		case m := <-events:
+			need = s.applyEvent(m)
+		case <-s.rewatch:
+			need = true
+		case <-status:
+			need = true
+		case <-resync.C:
+			need = true
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// resnapshotEvery is the safety net against a lost notice that no later
+// notice reveals.
+const resnapshotEvery = 5 * time.Minute
+
+// snapshotStall bounds the wait for the next entry of a snapshot.
+const snapshotStall = 10 * time.Second
+
+// snapshot reads every key of the bucket into the view and drops what
+// the bucket no longer has.
+func (s *Server) snapshot(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.kv.WatchAll(wctx)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	start := time.Now()
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	clear(s.tombs)
+	s.mu.Unlock()
+	stall := time.NewTimer(snapshotStall)
+	defer stall.Stop()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("registry: the bucket's watch ended during a snapshot")
+			}
+			if e == nil {
+				s.finishSnapshot(gen, start)
+				return nil
+			}
+			s.applyEntry(e.Key(), e.Revision(), e.Operation() != jetstream.KeyValuePut, e.Value(), gen)
+			stall.Reset(snapshotStall)
+		case <-stall.C:
+			return errors.New("registry: snapshot stalled")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// finishSnapshot drops the entries the snapshot did not bring back,
+// unless this node wrote them after the snapshot began.
+func (s *Server) finishSnapshot(gen uint64, start time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for k, e := range s.entries {
-		if e.seen.IsZero() {
+		if e.gen != gen && e.seen.Before(start) {
 			delete(s.entries, k)
 		}
 	}
@@ -257,24 +363,63 @@ func (s *Server) resetInstances(initial bool) {
 	s.notifyLocked()
 }
 
-func (s *Server) applyInstance(e jetstream.KeyValueEntry) {
-	key := e.Key()
+// applyEvent applies one change notice; it reports a gap, after which the
+// view needs a new snapshot.
+func (s *Server) applyEvent(m *nats.Msg) (gap bool) {
+	ev, err := registrywire.DecodeEvent(m.Subject, m.Header, m.Data)
+	if err != nil {
+		s.log.Warn("skipping a malformed registry notice", "subject", m.Subject, "err", err)
+		return false
+	}
+	s.mu.Lock()
+	known := s.tombs[ev.Key]
+	if e, ok := s.entries[ev.Key]; ok {
+		known = e.inst.Revision
+	}
+	s.mu.Unlock()
+	switch {
+	case ev.Seq <= known:
+		return false // already in the view
+	case ev.LastSeq > known:
+		return true // a change of this key was missed
+	}
+	s.applyEntry(ev.Key, ev.Seq, ev.Deleted, ev.Data, 0)
+	return false
+}
+
+// applyEntry puts revision rev of key into the view (a delete if
+// deleted), unless the view holds a later one. gen marks entries a
+// snapshot brought (0 outside snapshots).
+func (s *Server) applyEntry(key string, rev uint64, deleted bool, data []byte, gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.seq = max(s.seq, e.Revision())
-	defer s.notifyLocked()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.entries, key)
-		delete(s.beats, key)
+	s.seq = max(s.seq, rev)
+	if rev <= s.tombs[key] {
 		return
 	}
-	in, err := decodeRecord(key, e.Value())
+	cur, ok := s.entries[key]
+	switch {
+	case ok && cur.inst.Revision > rev:
+		return
+	case ok && cur.inst.Revision == rev:
+		cur.gen = max(cur.gen, gen)
+		return
+	}
+	defer s.notifyLocked()
+	if deleted {
+		delete(s.entries, key)
+		delete(s.beats, key)
+		s.tombs[key] = rev
+		return
+	}
+	in, err := decodeRecord(key, data)
 	if err != nil {
 		s.log.Warn("skipping a malformed registry record", "key", key, "err", err)
 		return
 	}
-	in.Revision = e.Revision()
-	s.entries[key] = &entry{inst: in, seen: time.Now()}
+	in.Revision = rev
+	delete(s.tombs, key)
+	s.entries[key] = &entry{inst: in, seen: time.Now(), gen: gen}
 }
 
 func (s *Server) notifyLocked() {
@@ -302,31 +447,22 @@ func (s *Server) applyNode(e jetstream.KeyValueEntry) {
 	defer s.mu.Unlock()
 	if e.Operation() == jetstream.KeyValuePut {
 		s.nodes[name] = true
-	} else {
-		delete(s.nodes, name)
+		return
 	}
+	delete(s.nodes, name)
+	// The registry watch's consumer may have lived on the node that left,
+	// and would only notice after missed heartbeats.
+	kick(s.rewatch)
 }
-
-// catchUpWait bounds how long a write waits for this node's view to
-// include it. The write is done either way; the wait only makes a read
-// through the same node right after it see it.
-const catchUpWait = 2 * time.Second
 
 var errStopping = &mortar.Error{Code: mortar.CodeUnavailable, Message: "the node is stopping; retry"}
 
-// waitFor waits until the node has applied the bucket up to revision seq,
-// or catchUpWait passes; with seq 0, until the first snapshot is in (an
+// waitLoaded waits until the first snapshot of the bucket is in (an
 // unavailable error if the node stops first).
-func (s *Server) waitFor(ctx context.Context, seq uint64) error {
-	var timeout <-chan time.Time
-	if seq > 0 {
-		t := time.NewTimer(catchUpWait)
-		defer t.Stop()
-		timeout = t.C
-	}
+func (s *Server) waitLoaded(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		ok := s.loaded && s.seq >= seq
+		ok := s.loaded
 		ch := s.changed
 		s.mu.Unlock()
 		if ok {
@@ -334,17 +470,35 @@ func (s *Server) waitFor(ctx context.Context, seq uint64) error {
 		}
 		select {
 		case <-ch:
-		case <-timeout:
-			return nil
 		case <-s.stopped:
-			if seq > 0 {
-				return nil
-			}
 			return errStopping
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// applyLocal puts a write this node made into its view at once (in nil:
+// a delete), so that a read through this node right after sees it even
+// while the bucket's watch lags (a node of the cluster died with the
+// watch's consumer). The watch brings the same revision later; older
+// ones never replace it.
+func (s *Server) applyLocal(key string, in *registry.Instance, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.entries[key]; ok && cur.inst.Revision >= rev || s.tombs[key] >= rev {
+		return
+	}
+	if in == nil {
+		delete(s.entries, key)
+		s.tombs[key] = rev
+	} else {
+		rec := *in
+		rec.Revision = rev
+		s.entries[key] = &entry{inst: rec, seen: time.Now()}
+		delete(s.tombs, key)
+	}
+	s.notifyLocked()
 }
 
 // purgeLoop removes delete markers older than half an hour, every hour,

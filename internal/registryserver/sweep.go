@@ -116,9 +116,10 @@ func (s *Server) evict(ctx context.Context, in *registry.Instance, reason string
 	key := registrywire.Key(in.Service, in.ID)
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := s.st.DeleteInstance(wctx, key, in.Revision)
+	written, err := s.st.DeleteInstance(wctx, key, in.Revision)
 	switch code := mortar.ErrorCode(store.APIError(err)); {
 	case err == nil:
+		s.applyLocal(key, nil, written)
 		s.m.evictions.WithLabelValues(reason).Inc()
 		s.log.Info("evicted instance", "service", in.Service, "id", in.ID, "reason", reason, "ttl", in.TTL)
 	case code == mortar.CodeConflict:
@@ -140,7 +141,7 @@ func (s *Server) adopt(ctx context.Context, node string, ins []registry.Instance
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("claim a dead node's instances", "node", node, "err", err)
+			s.log.Warn("claim a dead node's instances", "dead_node", node, "err", err)
 		}
 		return
 	}
@@ -173,5 +174,5 @@ func (s *Server) adopt(ctx context.Context, node string, ins []registry.Instance
 		adopted++
 	}
 	s.m.adoptions.Add(float64(adopted))
-	s.log.Info("took over a dead node's instances", "node", node, "adopted", adopted, "removed", removed)
+	s.log.Info("took over a dead node's instances", "dead_node", node, "adopted", adopted, "removed", removed)
 }
