@@ -12,7 +12,6 @@ import (
 	"github.com/mortarhq/mortar/config"
 	"github.com/mortarhq/mortar/internal/configwire"
 	"github.com/mortarhq/mortar/mortartest"
-	"github.com/nats-io/nats.go"
 )
 
 func next(t *testing.T, w *config.Watcher) *config.Value {
@@ -387,11 +386,7 @@ func TestWatchReplaysVersionsSkippedByOutage(t *testing.T) {
 	c, n := setup(t, nil)
 	ctx := ctxT(t)
 	p := mortartest.NewProxy(t, n.URL())
-	wconn, err := mortar.Dial(ctx, p.URL(), &mortar.Options{AttemptTimeout: time.Second, NATSOptions: []nats.Option{nats.IgnoreDiscoveredServers()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wconn.Close()
+	wconn := p.Dial(t)
 	wc, _ := config.New(wconn, nil)
 	if _, err := c.Set(ctx, "g", "k", []byte("v1"), nil); err != nil {
 		t.Fatal(err)

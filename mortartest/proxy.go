@@ -1,18 +1,22 @@
 package mortartest
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/nats-io/nats.go"
 )
 
 // Proxy is a TCP proxy in front of a node's NATS port that a test can
 // cut, to make the control plane unreachable for the clients that dial
-// through it while the node runs on. Dial through it with
-// nats.IgnoreDiscoveredServers(), or the client learns the node's own
-// address and reconnects around the proxy.
+// through it (Dial) while the node runs on.
 type Proxy struct {
 	l      net.Listener
 	target string
@@ -24,7 +28,7 @@ type Proxy struct {
 }
 
 // NewProxy starts a proxy to target (a nats:// URL or host:port) on a
-// loopback port; cleanup stops it.
+// loopback port; cleanup stops it. Connect with Dial.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,6 +39,26 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	p.wg.Go(p.accept)
 	tb.Cleanup(func() { l.Close(); p.Cut(); p.wg.Wait() })
 	return p
+}
+
+// Dial connects to the node through the proxy, never around it; cleanup
+// closes the connection. Its requests give up an attempt after a second,
+// so that a test sees a cut quickly.
+func (p *Proxy) Dial(tb testing.TB) *mortar.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := mortar.Dial(ctx, p.URL(), &mortar.Options{
+		Name:           "mortartest-proxied",
+		AttemptTimeout: time.Second,
+		Logger:         slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: envLevel()})),
+		NATSOptions:    []nats.Option{nats.IgnoreDiscoveredServers()},
+	})
+	if err != nil {
+		tb.Fatalf("mortartest: dial through the proxy: %v", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
 }
 
 // URL is the proxy's NATS URL.

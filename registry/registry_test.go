@@ -16,7 +16,6 @@ import (
 	"github.com/mortarhq/mortar/mortartest"
 	"github.com/mortarhq/mortar/registry"
 	"github.com/mortarhq/mortar/rpc"
-	"github.com/nats-io/nats.go"
 )
 
 func TestRegisterGetListDeregister(t *testing.T) {
@@ -211,11 +210,7 @@ func TestWatchResumesAfterOutage(t *testing.T) {
 	c := client(t, n.Dial(t))
 	ctx := ctxT(t)
 	p := mortartest.NewProxy(t, n.URL())
-	wconn, err := mortar.Dial(ctx, p.URL(), &mortar.Options{AttemptTimeout: time.Second, NATSOptions: []nats.Option{nats.IgnoreDiscoveredServers()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wconn.Close()
+	wconn := p.Dial(t)
 	wc := client(t, wconn)
 	for i := range 3 {
 		if _, err := c.Register(ctx, inst("svc", "i"+strconv.Itoa(i), 2000+i)); err != nil {
