@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -454,11 +455,11 @@ gray releases as an instance with those labels or that address would.
 }
 
 func writeJSONLine(w io.Writer, v any) error {
-	var buf bytes.Buffer
-	if err := writeJSON(&buf, v); err != nil {
+	b, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	_, err := w.Write(append(bytes.Join(bytes.Fields(buf.Bytes()), []byte(" ")), '\n'))
+	_, err = w.Write(append(b, '\n'))
 	return err
 }
 

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mortarhq/mortar/mortartest"
 )
@@ -73,5 +75,27 @@ func TestConfigEdit(t *testing.T) {
 	}
 	if _, out, _ := run(t, "config", "history", url, "app/k"); strings.Count(out, "\n") != 3 {
 		t.Fatalf("history after a no-op edit:\n%s", out)
+	}
+}
+
+func TestConfigWatch(t *testing.T) {
+	n := mortartest.StartNode(t)
+	url := "--url=" + n.URL()
+	if code, _, errOut := run(t, "config", "set", url, "app/greeting", "hello"); code != 0 {
+		t.Fatal(errOut)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out, errb := newSyncBuffer(), newSyncBuffer()
+	code := runBackground(ctx, out, errb, "config", "watch", url, "-o", "json", "app/greeting")
+	out.waitFor(t, `"hello"`, 10*time.Second)
+	// Values pass through unchanged, runs of spaces included.
+	if code, _, errOut := run(t, "config", "set", url, "app/greeting", "hi  there"); code != 0 {
+		t.Fatal(errOut)
+	}
+	out.waitFor(t, `"hi  there"`, 10*time.Second)
+	cancel()
+	if c := exitCode(t, code, errb); c != 0 {
+		t.Fatalf("watch exited %d: %s", c, errb.String())
 	}
 }
