@@ -412,3 +412,24 @@ func TestActiveChecks(t *testing.T) {
 		return err == nil && got.Status == registry.StatusCritical
 	})
 }
+
+func TestRestartKeepsInstances(t *testing.T) {
+	n := mortartest.StartNode(t)
+	ctx := ctxT(t)
+	c := client(t, n.Dial(t))
+	plain := inst("keep", "plain", 1)
+	leased := inst("keep", "leased", 2)
+	leased.TTL = time.Hour
+	leased.Check = &registry.Check{Type: registry.CheckTCP, Interval: time.Hour}
+	for _, in := range []registry.Instance{plain, leased} {
+		if _, err := c.RegisterOnce(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.Restart()
+	c = client(t, n.Dial(t))
+	list, err := c.List(ctx, "keep")
+	if err != nil || len(list) != 2 || list[0].ID != "leased" || list[0].TTL != time.Hour || list[0].Check == nil || list[1].ID != "plain" {
+		t.Fatalf("after a restart: %+v, %v", list, err)
+	}
+}
