@@ -101,6 +101,7 @@ could not start.`,
 	f.StringVar(&dur, "durability", string(node.DurabilityAlways), `"always" fsyncs every write before acknowledging it; "interval" fsyncs every --sync-interval (faster, see docs/operations.md)`)
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", node.SyncIntervalDefault, "fsync period with --durability interval")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replication factor of mortar's state (default 3 in a cluster, else 1)")
+	f.Float64Var(&cfg.SelfPreservation, "self-preservation", 0, "registry: stop evicting when more than this fraction of the node's leased instances (at least 5) lapse at once (default 0.5; negative disables)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

@@ -83,6 +83,11 @@ type Config struct {
 	// NodeTTL is how long the node's liveness key outlives its last
 	// renewal. Defaults to NodeTTLDefault.
 	NodeTTL time.Duration
+	// SelfPreservation is the fraction of the registry instances this
+	// node owns (if it owns at least 5 with a lease) that may lapse at
+	// once before it stops evicting, taking itself to be cut off rather
+	// than them all dead. Defaults to 0.5; negative disables it.
+	SelfPreservation float64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -138,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.AdminAddr = cmp.Or(c.AdminAddr, AdminAddrDefault)
 	c.NodeTTL = cmp.Or(c.NodeTTL, NodeTTLDefault)
+	if c.SelfPreservation >= 1 {
+		return c, fmt.Errorf("node: self-preservation %v: want a fraction below 1, or negative to disable it", c.SelfPreservation)
+	}
 	if c.NodeTTL < time.Second {
 		return c, fmt.Errorf("node: node TTL %v: at least 1s", c.NodeTTL)
 	}

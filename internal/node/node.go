@@ -229,7 +229,7 @@ type part interface {
 }
 
 func (n *Node) parts(st *store.Store, nc *nats.Conn) ([]part, error) {
-	reg, err := registryserver.New(registryserver.Config{Store: st, Conn: nc, NodeName: n.cfg.Name, NodeTTL: n.cfg.NodeTTL, Logger: n.log, Metrics: n.metrics})
+	reg, err := registryserver.New(registryserver.Config{Store: st, Conn: nc, NodeName: n.cfg.Name, NodeTTL: n.cfg.NodeTTL, SelfPreservation: n.cfg.SelfPreservation, Logger: n.log, Metrics: n.metrics})
 	if err != nil {
 		return nil, fmt.Errorf("node: registry: %w", err)
 	}
