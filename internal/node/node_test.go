@@ -164,6 +164,7 @@ func TestNodeConfigErrors(t *testing.T) {
 		{ClusterListen: "nonsense"},
 		{Replicas: 9},
 		{NodeTTL: time.Millisecond},
+		{SelfPreservation: 1.5},
 	} {
 		if _, err := node.New(&cfg); err == nil {
 			t.Errorf("node.New(%+v) = nil error", cfg)
