@@ -101,42 +101,65 @@ func (p *pool) pick(ctx context.Context, tried map[string]bool) (*Client, string
 		return nil, "", nil, ErrClosed
 	}
 	p.pruneLocked(now)
-	fresh := make([]registry.Instance, 0, len(all))
-	var ejected []registry.Instance
-	eligible := 0
-	for _, in := range all {
-		if in.Protocol != "" && in.Protocol != registry.ProtocolDefault {
-			continue // an instance of the service that speaks something else
+	fresh := all
+	// The common case, a first attempt with nobody set aside, picks from
+	// the resolver's slice as it is.
+	if len(tried) > 0 || len(p.ejected) > 0 || !allZeroRPC(all) {
+		fresh = make([]registry.Instance, 0, len(all))
+		var ejected []registry.Instance
+		eligible := 0
+		for _, in := range all {
+			if !isZeroRPC(&in) {
+				continue // an instance of the service that speaks something else
+			}
+			eligible++
+			ep := in.Endpoint()
+			switch {
+			case tried[ep]:
+			case now.Before(p.ejected[ep]):
+				ejected = append(ejected, in)
+			default:
+				fresh = append(fresh, in)
+			}
 		}
-		eligible++
-		ep := in.Endpoint()
-		switch {
-		case tried[ep]:
-		case now.Before(p.ejected[ep]):
-			ejected = append(ejected, in)
-		default:
-			fresh = append(fresh, in)
+		if len(fresh) == 0 {
+			fresh = ejected
+		}
+		if len(fresh) == 0 && eligible > 0 {
+			p.mu.Unlock()
+			return nil, "", nil, nil // every instance tried
 		}
 	}
+	p.mu.Unlock()
 	if len(fresh) == 0 {
-		fresh = ejected
-	}
-	if len(fresh) == 0 {
-		p.mu.Unlock()
-		if eligible == 0 {
-			return nil, "", nil, fmt.Errorf("rpc: mortar://%s: %w", p.service, registry.ErrNoInstances)
-		}
-		return nil, "", nil, nil // every instance tried
+		return nil, "", nil, fmt.Errorf("rpc: mortar://%s: %w", p.service, registry.ErrNoInstances)
 	}
 	in, done := p.bal.Pick(fresh, key)
 	ep := in.Endpoint()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, "", nil, ErrClosed
+	}
 	c := p.clients[ep]
 	if c == nil {
 		c = newInstanceClient(ep, p.cfg)
 		p.clients[ep] = c
 	}
-	p.mu.Unlock()
 	return c, ep, done, nil
+}
+
+func isZeroRPC(in *registry.Instance) bool {
+	return in.Protocol == "" || in.Protocol == registry.ProtocolDefault
+}
+
+func allZeroRPC(ins []registry.Instance) bool {
+	for i := range ins {
+		if !isZeroRPC(&ins[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func newInstanceClient(endpoint string, cfg ClientConfig) *Client {
@@ -164,6 +187,11 @@ func (p *pool) pruneLocked(now time.Time) {
 				delete(p.ejected, ep)
 				p.retired = append(p.retired, retiredClient{c, now})
 			}
+		}
+	}
+	for ep, until := range p.ejected {
+		if now.After(until) {
+			delete(p.ejected, ep)
 		}
 	}
 	for len(p.retired) > 0 && now.Sub(p.retired[0].since) > retireAfter {

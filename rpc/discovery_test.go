@@ -233,3 +233,37 @@ func TestDiscoveryCrashedInstance(t *testing.T) {
 	}
 	waitInstances(t, rc, 1) // evicted when its lease lapsed
 }
+
+func TestDiscoverySkipsOtherProtocols(t *testing.T) {
+	n := mortartest.StartNode(t)
+	rc := registryClient(t, n.Dial(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	// An HTTP instance of the same service: a zerorpc client must not
+	// pick it.
+	if _, err := rc.RegisterOnce(ctx, registry.Instance{Service: "echo", ID: "web", Address: "127.0.0.1", Port: 1, Protocol: "http"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := rpc.Dial(ctx, "mortar://echo", &rpc.ClientConfig{Registry: rc, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var id string
+	if err := c.Call(ctx, "whoami", &id); !errors.Is(err, registry.ErrNoInstances) {
+		t.Fatalf("only an http instance: %v, want ErrNoInstances", err)
+	}
+	startMember(t, rc, "z")
+	waitInstances(t, rc, 2)
+	for deadline := time.Now().Add(10 * time.Second); c.Call(ctx, "whoami", &id) != nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("zerorpc instance never reached")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 50 {
+		if err := c.Call(ctx, "whoami", &id); err != nil || id != "z" {
+			t.Fatalf("call = %q, %v", id, err)
+		}
+	}
+}
