@@ -153,10 +153,7 @@ func (s *Server) diff(ctx context.Context, _ string, req *configwire.DiffRequest
 }
 
 func (s *Server) rollback(ctx context.Context, reqID string, req *configwire.RollbackRequest) (any, error) {
-	if err := checkKey(&req.Key); err != nil {
-		return nil, err
-	}
-	if err := checkMeta(req.Author, req.Comment); err != nil {
+	if err := checkWrite(&req.Key, req.Author, req.Comment); err != nil {
 		return nil, err
 	}
 	if req.To == 0 {
@@ -190,10 +187,7 @@ func (s *Server) rollback(ctx context.Context, reqID string, req *configwire.Rol
 }
 
 func (s *Server) graySet(ctx context.Context, reqID string, req *configwire.GraySetRequest) (any, error) {
-	if err := checkKey(&req.Key); err != nil {
-		return nil, err
-	}
-	if err := checkMeta(req.Author, req.Comment); err != nil {
+	if err := checkWrite(&req.Key, req.Author, req.Comment); err != nil {
 		return nil, err
 	}
 	if err := req.Rule.Validate(); err != nil {
@@ -253,10 +247,7 @@ func noGray(k configwire.Key) error {
 }
 
 func (s *Server) grayAbandon(ctx context.Context, reqID string, req *configwire.GrayRequest) (any, error) {
-	if err := checkKey(&req.Key); err != nil {
-		return nil, err
-	}
-	if err := checkMeta(req.Author, req.Comment); err != nil {
+	if err := checkWrite(&req.Key, req.Author, req.Comment); err != nil {
 		return nil, err
 	}
 	if err := s.checkNS(ctx, req.NS); err != nil {
@@ -281,10 +272,7 @@ func (s *Server) grayAbandon(ctx context.Context, reqID string, req *configwire.
 // the gray record in one atomic batch: both or neither, each under
 // compare-and-set on its subject.
 func (s *Server) grayPromote(ctx context.Context, reqID string, req *configwire.GrayRequest) (any, error) {
-	if err := checkKey(&req.Key); err != nil {
-		return nil, err
-	}
-	if err := checkMeta(req.Author, req.Comment); err != nil {
+	if err := checkWrite(&req.Key, req.Author, req.Comment); err != nil {
 		return nil, err
 	}
 	if err := s.checkNS(ctx, req.NS); err != nil {

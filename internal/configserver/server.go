@@ -177,6 +177,15 @@ func checkKey(k *configwire.Key) error {
 	return nil
 }
 
+// checkWrite validates and defaults the key of a write, and its author
+// and comment.
+func checkWrite(k *configwire.Key, author, comment string) error {
+	if err := checkKey(k); err != nil {
+		return err
+	}
+	return checkMeta(author, comment)
+}
+
 func checkMeta(author, comment string) error {
 	if len(author) > configwire.MaxAuthorBytes {
 		return invalid("author is longer than %d bytes", configwire.MaxAuthorBytes)
@@ -364,10 +373,7 @@ func checkExpected(expected *uint64, prev *stored) error {
 }
 
 func (s *Server) set(ctx context.Context, reqID string, req *configwire.SetRequest) (any, error) {
-	if err := checkKey(&req.Key); err != nil {
-		return nil, err
-	}
-	if err := checkMeta(req.Author, req.Comment); err != nil {
+	if err := checkWrite(&req.Key, req.Author, req.Comment); err != nil {
 		return nil, err
 	}
 	if _, ok := req.Value.Bytes(); !ok {
@@ -408,10 +414,7 @@ func (s *Server) set(ctx context.Context, reqID string, req *configwire.SetReque
 }
 
 func (s *Server) delete(ctx context.Context, reqID string, req *configwire.DeleteRequest) (any, error) {
-	if err := checkKey(&req.Key); err != nil {
-		return nil, err
-	}
-	if err := checkMeta(req.Author, req.Comment); err != nil {
+	if err := checkWrite(&req.Key, req.Author, req.Comment); err != nil {
 		return nil, err
 	}
 	if err := s.checkNS(ctx, req.NS); err != nil {
