@@ -142,6 +142,17 @@ func (c *Client) Get(ctx context.Context, group, key string) (*Value, error) {
 	return v, nil
 }
 
+// getRevision reads the version of group/key stored at stream sequence
+// rev (Value.Revision, Version.Revision): one read, where a version
+// number makes the node scan the key's history.
+func (c *Client) getRevision(ctx context.Context, group, key string, rev uint64) (*Value, error) {
+	var resp configwire.GetResponse
+	if err := c.conn.Do(ctx, "config.get", configwire.GetRequest{Key: c.key(group, key), Revision: rev}, &resp); err != nil {
+		return nil, fmt.Errorf("config: get %s/%s at revision %d: %w", group, key, rev, err)
+	}
+	return mainValue(group, key, &resp.VersionInfo, valueBytes(resp.Value)), nil
+}
+
 // GetVersion returns version of group/key, ignoring gray releases.
 func (c *Client) GetVersion(ctx context.Context, group, key string, version uint64) (*Value, error) {
 	var resp configwire.GetResponse

@@ -239,28 +239,32 @@ func (w *Watcher) Next(ctx context.Context) (*Value, error) {
 
 // MaxReplay bounds the versions a watcher reads back from the history
 // after a gap; beyond it, the oldest skipped versions are not returned.
-const MaxReplay = 100
+const MaxReplay = 1000
 
 // fillGap queues the main versions between the last one returned and the
 // current one, if a re-read found more than one step between them and
-// this client sees the main value.
+// this client sees the main value: one history page, then one read per
+// version by its revision.
 func (w *Watcher) fillGap(ctx context.Context) error {
 	cur := w.state.effective(w.c.cfg.Labels, w.c.cfg.Address)
 	if w.lastVer == 0 || cur.Gray || cur.Version <= w.lastVer+1 {
 		return nil
 	}
-	from := w.lastVer + 1
-	if cur.Version-from > MaxReplay {
-		from = cur.Version - MaxReplay
-	}
-	for v := from; v < cur.Version; v++ {
-		val, err := w.c.GetVersion(ctx, w.group, w.key, v)
-		if err != nil {
-			w.replay = nil
-			w.resync = true // try the whole re-read again
-			return err
+	skipped := min(cur.Version-w.lastVer-1, MaxReplay)
+	page, _, err := w.c.History(ctx, w.group, w.key, &HistoryOpts{Before: cur.Version, Limit: int(skipped)})
+	if err == nil {
+		for i := len(page) - 1; i >= 0; i-- { // oldest first
+			var val *Value
+			if val, err = w.c.getRevision(ctx, w.group, w.key, page[i].Revision); err != nil {
+				break
+			}
+			w.replay = append(w.replay, val)
 		}
-		w.replay = append(w.replay, val)
+	}
+	if err != nil {
+		w.replay = nil
+		w.resync = true // try the whole re-read again
+		return err
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ type Server struct {
 // unconditional write under contention.
 const maxAttempts = 32
 
+// readTimeout bounds a write's read of the key's last message.
+const readTimeout = 2 * time.Second
+
 // headerRequestID is stored on every message a request writes, so that a
 // retried request finds its own write.
 const headerRequestID = "Mortar-Request-Id"
@@ -279,8 +282,14 @@ func (s *Server) write(ctx context.Context, subj, reqID string, b build) (*store
 		prev := s.cache.get(subj)
 		guessed := attempt == 0 && prev != nil
 		if !guessed {
+			// Bounded like the publish: while the stream elects a leader
+			// nobody answers, and the client should hear unavailable and
+			// retry rather than wait out its whole attempt.
+			rctx, cancel := context.WithTimeout(ctx, readTimeout)
 			var err error
-			if prev, err = s.last(ctx, subj); err != nil {
+			prev, err = s.last(rctx, subj)
+			cancel()
+			if err != nil {
 				return nil, err
 			}
 			s.cache.put(subj, prev)
@@ -455,6 +464,29 @@ func (s *Server) resolve(ctx context.Context, k configwire.Key) (subj string, la
 	return subj, last, err
 }
 
+// getRevision answers config.get for the message at req.Revision, if
+// it is a version of req's key.
+func (s *Server) getRevision(ctx context.Context, req *configwire.GetRequest) (any, error) {
+	if req.Version != 0 || req.WithGray {
+		return nil, invalid("revision: give neither version nor with_gray with it")
+	}
+	if err := s.checkNS(ctx, req.NS); err != nil {
+		return nil, err
+	}
+	m, err := s.st.ConfigGet(ctx, req.Revision)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && m.Subject != configwire.ValueSubject(req.NS, req.Group, req.Key.Key) {
+		return nil, mortar.Errorf(mortar.CodeNotFound, "key %s/%s/%q has no version at revision %d", req.NS, req.Group, req.Key.Key, req.Revision)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := decode(m)
+	if err != nil {
+		return nil, err
+	}
+	return &configwire.GetResponse{Exists: !v.rec.Deleted, VersionInfo: v.rec.Info(v.seq), Value: configwire.MakeValue(v.data)}, nil
+}
+
 // version returns version v of subj (0 means the last), whose last
 // message is last.
 func (s *Server) version(ctx context.Context, k configwire.Key, subj string, last *stored, v uint64) (*stored, error) {
@@ -494,6 +526,9 @@ func (s *Server) version(ctx context.Context, k configwire.Key, subj string, las
 func (s *Server) get(ctx context.Context, _ string, req *configwire.GetRequest) (any, error) {
 	if err := checkKey(&req.Key); err != nil {
 		return nil, err
+	}
+	if req.Revision != 0 {
+		return s.getRevision(ctx, req)
 	}
 	subj, last, err := s.resolve(ctx, req.Key)
 	if err != nil {

@@ -325,3 +325,28 @@ func TestGray(t *testing.T) {
 		t.Fatalf("plain get of a gray-only key = %s", got)
 	}
 }
+
+// TestGetByRevision reads versions by their stream sequence, as a
+// watcher replaying a gap does.
+func TestGetByRevision(t *testing.T) {
+	a := start(t)
+	v1 := a.set("g", "k", "one")
+	a.set("g", "k", "two")
+	other := a.set("g", "other", "x")
+	var r configwire.GetResponse
+	a.do("config.get", configwire.GetRequest{Key: key3("", "g", "k"), Revision: v1.Revision}, &r)
+	if got, _ := r.Value.Bytes(); string(got) != "one" || r.Version != 1 || !r.Exists {
+		t.Fatalf("revision %d: %+v", v1.Revision, r)
+	}
+	for _, req := range []configwire.GetRequest{
+		{Key: key3("", "g", "k"), Revision: other.Revision}, // another key's revision
+		{Key: key3("", "g", "k"), Revision: 1 << 40},        // no such message
+	} {
+		if code := a.code("config.get", req); code != mortar.CodeNotFound {
+			t.Errorf("get %+v: %s, want not_found", req, code)
+		}
+	}
+	if code := a.code("config.get", configwire.GetRequest{Key: key3("", "g", "k"), Revision: v1.Revision, Version: 1}); code != mortar.CodeInvalidArgument {
+		t.Errorf("revision with version: %s, want invalid_argument", code)
+	}
+}

@@ -72,6 +72,10 @@ type GetRequest struct {
 	Key
 	Version  uint64 `json:"version,omitempty"`
 	WithGray bool   `json:"with_gray,omitempty"`
+	// Revision reads the version stored at this stream sequence (as
+	// config.history lists them): one read, where Version scans the
+	// key's history. At most one of Version and Revision.
+	Revision uint64 `json:"revision,omitempty"`
 }
 
 // GetResponse is config.get's reply. A key that was never written or is

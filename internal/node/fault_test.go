@@ -18,8 +18,9 @@ import (
 
 // failoverWindow is the longest a 3-node cluster may refuse writes after
 // its leader dies: NATS needs 4 to 9 s to elect a new one
-// (ARCHITECTURE.md §3); the rest is the client's retry backoff.
-const failoverWindow = 11 * time.Second
+// (ARCHITECTURE.md §3); the rest is one failed attempt (a node gives up
+// a publish nobody answers after 2 s) and the client's retry backoff.
+const failoverWindow = 12 * time.Second
 
 // ack is one acknowledged write.
 type ack struct {

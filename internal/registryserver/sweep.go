@@ -134,11 +134,19 @@ func (s *Server) evict(ctx context.Context, in *registry.Instance, reason string
 // heartbeat (or have no lease) and removes the others.
 func (s *Server) adopt(ctx context.Context, node string, ins []registry.Instance, now time.Time) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err := s.st.Nodes.Create(wctx, "_adopt."+node, []byte(s.self), jetstream.KeyTTL(adoptMarkerTTL))
-	cancel()
+	marker := "_adopt." + node
+	_, err := s.st.Nodes.Create(wctx, marker, []byte(s.self), jetstream.KeyTTL(adoptMarkerTTL))
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		return // another survivor has it
+		// Ours from an earlier sweep whose writes did not all succeed (a
+		// stream electing a leader): go on. Another survivor's: skip.
+		e, gerr := s.st.Nodes.Get(wctx, marker)
+		err = gerr
+		if gerr == nil && string(e.Value()) != s.self {
+			cancel()
+			return
+		}
 	}
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("claim a dead node's instances", "dead_node", node, "err", err)

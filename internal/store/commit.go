@@ -32,7 +32,7 @@ const (
 	// error, the API answers unavailable, and clients retry with the same
 	// request ID, instead of every queued write waiting behind one stuck
 	// flush.
-	commitTimeout = 3 * time.Second
+	commitTimeout = 2 * time.Second
 )
 
 // Headers of the engine's atomic batch publish.
