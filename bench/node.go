@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/mortarhq/mortar"
@@ -41,6 +42,19 @@ func serveNodeMain(ctx context.Context, args []string, stdin *os.File, stdout, s
 	dur := fs.String("durability", "always", "always or interval")
 	if err := fs.Parse(args); err != nil || *dir == "" {
 		return 2
+	}
+	// MORTAR_BENCH_CPUPROFILE=FILE profiles the node process alone.
+	if path := os.Getenv("MORTAR_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench serve-node:", err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench serve-node:", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	n, err := node.New(&node.Config{
 		Name: "bench", DataDir: *dir, Port: -1, AdminAddr: "off",
