@@ -433,3 +433,34 @@ func TestRestartKeepsInstances(t *testing.T) {
 		t.Fatalf("after a restart: %+v, %v", list, err)
 	}
 }
+
+// TestRPCCheckOverTLS: an rpc.Server with TLS registers itself (with
+// metadata tls=true) and its RPC health check passes.
+func TestRPCCheckOverTLS(t *testing.T) {
+	n := mortartest.StartNode(t)
+	c := client(t, n.Dial(t))
+	ctx := ctxT(t)
+	hs := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate
+	defer hs.Close()
+	srv := rpc.NewServer(&rpc.ServerConfig{
+		Name:      "secure",
+		TLSConfig: hs.TLS,
+		Registry:  c,
+		Instance:  registry.Instance{TTL: time.Minute, Check: &registry.Check{Type: registry.CheckRPC, Interval: time.Second, CriticalAfter: 1}},
+	})
+	l, err := rpc.Listen("tcp://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	defer func() { srv.Close(); <-done }()
+	waitFor(t, "an RPC check over TLS", func() bool {
+		list, err := c.List(ctx, "secure")
+		return err == nil && len(list) == 1 && list[0].Metadata["tls"] == "true" &&
+			metric(t, n, `mortar_registry_checks_total{result="passing",type="rpc"}`) != ""
+	})
+	if list, _ := c.List(ctx, "secure"); list[0].Status != registry.StatusPassing {
+		t.Fatalf("status %s (%s)", list[0].Status, list[0].Output)
+	}
+}

@@ -2,6 +2,7 @@ package registryserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -167,7 +168,13 @@ func runCheck(ctx context.Context, in *registry.Instance) result {
 		}
 		return result{output: out}
 	case registry.CheckRPC:
-		cl, err := rpc.Dial(ctx, in.Endpoint(), &rpc.ClientConfig{Logger: discard})
+		cfg := &rpc.ClientConfig{Logger: discard}
+		if in.Metadata["tls"] == "true" {
+			// An rpc.Server with TLS says so in its metadata. The check
+			// asks whether it answers, not who it is: no verification.
+			cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // liveness only
+		}
+		cl, err := rpc.Dial(ctx, in.Endpoint(), cfg)
 		if err != nil {
 			return result{output: "rpc: " + err.Error()}
 		}
