@@ -72,7 +72,8 @@ ZeroRPC protocol (interoperable with zerorpc-python and zerorpc-node), and
 soon service discovery, configuration, tasks, push and an API gateway.
 
 Every flag can also be set with an environment variable MORTAR_<FLAG>,
-e.g. --timeout with MORTAR_TIMEOUT; a flag on the command line wins.`,
+e.g. --timeout with MORTAR_TIMEOUT; a flag on the command line wins. The
+flags of "mortar service register" that describe the instance have none.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          noArgs,

@@ -21,12 +21,32 @@ func envName(flag string) string {
 // noEnv lists flags that have no environment variable.
 var noEnv = map[string]bool{"help": true, "version": true}
 
+// noEnvAnnotation marks a flag that has no environment variable on its
+// command (withoutEnv).
+const noEnvAnnotation = "mortar_no_env"
+
+// withoutEnv gives the named flags of fs no environment variable: flags
+// that describe one object (an instance to register) would otherwise take
+// a value meant for another command (MORTAR_PORT, set for mortar server).
+func withoutEnv(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		if err := fs.SetAnnotation(n, noEnvAnnotation, []string{"true"}); err != nil {
+			panic(fmt.Sprintf("cli: withoutEnv: %v", err)) // a flag name typo
+		}
+	}
+}
+
+// hasEnv reports whether f has an environment variable.
+func hasEnv(f *pflag.Flag) bool {
+	return !noEnv[f.Name] && f.Annotations[noEnvAnnotation] == nil
+}
+
 // applyEnv sets each flag of cmd that was not given on the command line
 // from its environment variable, if that is set.
 func applyEnv(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || noEnv[f.Name] {
+		if err != nil || f.Changed || !hasEnv(f) {
 			return
 		}
 		v, ok := os.LookupEnv(envName(f.Name))
@@ -44,7 +64,7 @@ func applyEnv(cmd *cobra.Command) error {
 // on every command of the tree.
 func annotateEnv(cmd *cobra.Command) {
 	annotate := func(f *pflag.Flag) {
-		if noEnv[f.Name] || strings.Contains(f.Usage, envPrefix) {
+		if !hasEnv(f) || strings.Contains(f.Usage, envPrefix) {
 			return
 		}
 		f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name))

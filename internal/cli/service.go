@@ -515,6 +515,10 @@ stdout and the rest on stderr.`,
 	fl.StringVar(&checkURL, "check-url", "", "URL of an http check (default http://ADDRESS:PORT/health)")
 	fl.DurationVar(&checkInterval, "check-interval", 0, fmt.Sprintf("time between checks, at least %v (default %v)", registry.CheckIntervalMin, registry.CheckIntervalDef))
 	fl.DurationVar(&checkTimeout, "check-timeout", 0, fmt.Sprintf("time a check may take, at most the interval (default %v)", registry.CheckTimeoutDef))
+	// These describe the one instance being registered: no MORTAR_PORT
+	// meant for mortar server may slip in.
+	withoutEnv(fl, "address", "port", "protocol", "version", "zone", "weight", "meta", "tag", "ttl",
+		"check", "check-url", "check-interval", "check-timeout")
 	return cmd
 }
 

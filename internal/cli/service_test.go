@@ -220,3 +220,13 @@ func TestServiceWatch(t *testing.T) {
 		t.Errorf("watch stderr: %s", errb.String())
 	}
 }
+
+// TestServiceRegisterIgnoresServerEnv: MORTAR_PORT, meant for mortar
+// server, does not become the port of an instance being registered.
+func TestServiceRegisterIgnoresServerEnv(t *testing.T) {
+	t.Setenv("MORTAR_PORT", "4222")
+	code, _, stderr := run(t, "service", "register", "--url=nats://127.0.0.1:1", "web", "w1", "--address", "127.0.0.1")
+	if code != ExitUsage || !strings.Contains(stderr, "port") {
+		t.Fatalf("register without --port = %d, %q; want a usage error about the port", code, stderr)
+	}
+}
