@@ -179,7 +179,7 @@ func (s *Server) onHeartbeat(m *nats.Msg) {
 	s.m.heartbeats.Inc()
 }
 
-// follow watches every key of kv and applies what it sees: first a
+// follow (used for the nodes bucket) watches every key of kv and applies what it sees: first a
 // snapshot (reset, then apply each key), then every change. If the watch
 // breaks, or the bucket's stream elects a new leader (the watch's
 // consumer may have died with the old one, and would only notice after
@@ -205,7 +205,9 @@ func (s *Server) follow(ctx context.Context, kv jetstream.KeyValue, apply func(j
 		}
 		wait = 100 * time.Millisecond
 		reset(true)
-		s.drain(ctx, w, apply, reset, restart)
+		if s.drain(ctx, w, apply, reset, restart) {
+			s.log.Debug("bucket leader changed; watching again", "bucket", kv.Bucket())
+		}
 		w.Stop()
 	}
 }
@@ -222,13 +224,14 @@ func kick(ch chan struct{}) {
 // stream elected a leader, without the stream's name.
 const leaderElectedPrefix = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
 
-// drain applies w's entries until it ends, ctx ends or restart fires.
-func (s *Server) drain(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), reset func(bool), restart <-chan struct{}) {
+// drain applies w's entries until it ends, ctx ends or restart fires;
+// it reports the restart.
+func (s *Server) drain(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), reset func(bool), restart <-chan struct{}) bool {
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return
+				return false
 			}
 			if e == nil {
 				reset(false)
@@ -236,10 +239,9 @@ func (s *Server) drain(ctx context.Context, w jetstream.KeyWatcher, apply func(j
 			}
 			apply(e)
 		case <-restart:
-			s.log.Debug("bucket leader changed; watching again", "bucket", w)
-			return
+			return true
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
 }
