@@ -201,7 +201,16 @@ func (s *Server) renew(ctx context.Context, req *registrywire.Ref) (any, error) 
 	_, ok := s.entries[key]
 	s.mu.Unlock()
 	if !ok {
-		return nil, mortar.Errorf(mortar.CodeNotFound, "instance %s/%s is not registered", req.Service, req.ID)
+		// Registered a moment ago through another node, whose write this
+		// node's view has not brought in yet? Ask the bucket before
+		// sending the client to register again.
+		_, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, mortar.Errorf(mortar.CodeNotFound, "instance %s/%s is not registered", req.Service, req.ID)
+		}
+		if err != nil {
+			return nil, store.APIError(err)
+		}
 	}
 	if err := s.nc.Publish(registrywire.HeartbeatPrefix+key, nil); err != nil {
 		return nil, store.APIError(err)
