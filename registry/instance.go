@@ -128,11 +128,10 @@ func (in *Instance) Normalize() error {
 	bad := func(format string, args ...any) error {
 		return mortar.Errorf(mortar.CodeInvalidArgument, "instance: "+format, args...)
 	}
+	if err := registrywire.CheckRef(in.Service, in.ID); err != nil {
+		return bad("%v", err)
+	}
 	switch {
-	case !registrywire.ValidService(in.Service):
-		return bad("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", in.Service, registrywire.MaxServiceBytes)
-	case !registrywire.ValidID(in.ID):
-		return bad("id %q: want 1 to %d bytes of printable UTF-8", in.ID, registrywire.MaxIDBytes)
 	case in.Address == "" || len(in.Address) > maxAddressBytes || strings.ContainsAny(in.Address, " /\t\r\n"):
 		return bad("address %q: want a host name or IP", in.Address)
 	case in.Port < 1 || in.Port > 65535:

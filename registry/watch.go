@@ -54,8 +54,10 @@ type Watcher struct {
 // Watch starts watching service; "" watches every service. The first
 // list is read before Watch returns. Stop the Watcher when done.
 func (c *Client) Watch(ctx context.Context, service string) (*Watcher, error) {
-	if service != "" && !registrywire.ValidService(service) {
-		return nil, mortar.Errorf(mortar.CodeInvalidArgument, "registry: watch %q: bad service name: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", service, registrywire.MaxServiceBytes)
+	if service != "" {
+		if err := registrywire.CheckService(service); err != nil {
+			return nil, mortar.Errorf(mortar.CodeInvalidArgument, "registry: watch: %v", err)
+		}
 	}
 	nc := c.conn.NATS()
 	w := &Watcher{

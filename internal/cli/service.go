@@ -74,19 +74,16 @@ func withRegistry(nf *nodeFlags, cmd *cobra.Command, stderr io.Writer, level slo
 
 // checkService returns a usage error unless s is a service name.
 func checkService(s string) error {
-	if !registrywire.ValidService(s) {
-		return usagef("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", s, registrywire.MaxServiceBytes)
+	if err := registrywire.CheckService(s); err != nil {
+		return usagef("%v", err)
 	}
 	return nil
 }
 
 // checkRef returns a usage error unless service and id name an instance.
 func checkRef(service, id string) error {
-	if err := checkService(service); err != nil {
-		return err
-	}
-	if !registrywire.ValidID(id) {
-		return usagef("id %q: want 1 to %d bytes of printable text", id, registrywire.MaxIDBytes)
+	if err := registrywire.CheckRef(service, id); err != nil {
+		return usagef("%v", err)
 	}
 	return nil
 }

@@ -40,11 +40,8 @@ func invalid(format string, args ...any) error {
 }
 
 func checkRef(r *registrywire.Ref) error {
-	if !registrywire.ValidService(r.Service) {
-		return invalid("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", r.Service, registrywire.MaxServiceBytes)
-	}
-	if !registrywire.ValidID(r.ID) {
-		return invalid("id %q: want 1 to %d bytes of printable UTF-8", r.ID, registrywire.MaxIDBytes)
+	if err := registrywire.CheckRef(r.Service, r.ID); err != nil {
+		return invalid("%v", err)
 	}
 	return nil
 }
@@ -247,8 +244,10 @@ type ListResponse struct {
 }
 
 func (s *Server) list(ctx context.Context, req *registrywire.ListRequest) (any, error) {
-	if req.Service != "" && !registrywire.ValidService(req.Service) {
-		return nil, invalid("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", req.Service, registrywire.MaxServiceBytes)
+	if req.Service != "" {
+		if err := registrywire.CheckService(req.Service); err != nil {
+			return nil, invalid("%v", err)
+		}
 	}
 	if err := s.waitLoaded(ctx); err != nil {
 		return nil, err

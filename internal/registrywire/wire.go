@@ -67,6 +67,27 @@ func ValidID(id string) bool {
 	return true
 }
 
+// CheckService returns an error that says what a service name must be,
+// unless s is one.
+func CheckService(s string) error {
+	if !ValidService(s) {
+		return fmt.Errorf("service %q: want 1 to %d of [A-Za-z0-9_-], starting with a letter or digit", s, MaxServiceBytes)
+	}
+	return nil
+}
+
+// CheckRef returns an error that says what is wrong with service or id,
+// unless both are valid.
+func CheckRef(service, id string) error {
+	if err := CheckService(service); err != nil {
+		return err
+	}
+	if !ValidID(id) {
+		return fmt.Errorf("id %q: want 1 to %d bytes of printable UTF-8", id, MaxIDBytes)
+	}
+	return nil
+}
+
 // Key is the engine key of an instance.
 func Key(service, id string) string {
 	return service + "." + base64.RawURLEncoding.EncodeToString([]byte(id))

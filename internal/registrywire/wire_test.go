@@ -98,3 +98,14 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckRef(t *testing.T) {
+	if err := CheckRef("svc", "i-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{{"", "x"}, {"-a", "x"}, {"a.b", "x"}, {"svc", ""}, {"svc", "a\nb"}} {
+		if err := CheckRef(c[0], c[1]); err == nil {
+			t.Errorf("CheckRef(%q, %q) = nil", c[0], c[1])
+		}
+	}
+}
