@@ -287,14 +287,14 @@ func Decode[T any](body []byte) (T, error) {
 	return v, nil
 }
 
-// Typed adapts fn, which takes the request body decoded strictly (Decode)
-// into a Req, to a Handler.
-func Typed[Req any](fn func(ctx context.Context, req *Req) (any, error)) Handler {
+// Typed adapts fn, which takes the request ID and the request body
+// decoded strictly (Decode) into a Req, to a Handler.
+func Typed[Req any](fn func(ctx context.Context, reqID string, req *Req) (any, error)) Handler {
 	return func(ctx context.Context, r *Request) (any, error) {
 		req, err := Decode[Req](r.Body)
 		if err != nil {
 			return nil, err
 		}
-		return fn(ctx, &req)
+		return fn(ctx, r.RequestID, &req)
 	}
 }

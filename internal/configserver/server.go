@@ -117,14 +117,10 @@ func (s *Server) Register(mux *api.Mux) {
 
 // handle registers a typed operation: the body decodes strictly into Req.
 func handle[Req any](mux *api.Mux, op string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) {
-	mux.Handle(op, func(ctx context.Context, r *api.Request) (any, error) {
-		req, err := api.Decode[Req](r.Body)
-		if err != nil {
-			return nil, err
-		}
-		out, err := fn(ctx, r.RequestID, &req)
+	mux.Handle(op, api.Typed(func(ctx context.Context, reqID string, req *Req) (any, error) {
+		out, err := fn(ctx, reqID, req)
 		return out, store.APIError(err)
-	})
+	}))
 }
 
 // handleWrite is handle with write metrics.

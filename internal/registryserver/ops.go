@@ -58,7 +58,7 @@ func decodeRecord(key string, data []byte) (registry.Instance, error) {
 }
 
 // register creates or replaces an instance, owned by this node.
-func (s *Server) register(ctx context.Context, req *registerRequest) (any, error) {
+func (s *Server) register(ctx context.Context, _ string, req *registerRequest) (any, error) {
 	in := req.Instance
 	if err := in.Normalize(); err != nil {
 		return nil, err
@@ -162,7 +162,7 @@ func (s *Server) write(ctx context.Context, key string, next *registry.Instance,
 	return written, err
 }
 
-func (s *Server) deregister(ctx context.Context, req *registrywire.Ref) (any, error) {
+func (s *Server) deregister(ctx context.Context, _ string, req *registrywire.Ref) (any, error) {
 	if err := checkRef(req); err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (s *Server) deregister(ctx context.Context, req *registrywire.Ref) (any, er
 // renew is a heartbeat through the API, for clients without NATS: it
 // answers not_found if the instance is gone (the client registers
 // again), and tells every node, as a NATS heartbeat does.
-func (s *Server) renew(ctx context.Context, req *registrywire.Ref) (any, error) {
+func (s *Server) renew(ctx context.Context, _ string, req *registrywire.Ref) (any, error) {
 	if err := checkRef(req); err != nil {
 		return nil, err
 	}
@@ -215,7 +215,7 @@ func (s *Server) renew(ctx context.Context, req *registrywire.Ref) (any, error) 
 	return struct{}{}, nil
 }
 
-func (s *Server) get(ctx context.Context, req *registrywire.Ref) (any, error) {
+func (s *Server) get(ctx context.Context, _ string, req *registrywire.Ref) (any, error) {
 	if err := checkRef(req); err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ type ListResponse struct {
 	Revision  uint64              `json:"revision"`
 }
 
-func (s *Server) list(ctx context.Context, req *registrywire.ListRequest) (any, error) {
+func (s *Server) list(ctx context.Context, _ string, req *registrywire.ListRequest) (any, error) {
 	if req.Service != "" {
 		if err := registrywire.CheckService(req.Service); err != nil {
 			return nil, invalid("%v", err)
@@ -268,7 +268,7 @@ func (s *Server) list(ctx context.Context, req *registrywire.ListRequest) (any, 
 	return resp, nil
 }
 
-func (s *Server) services(ctx context.Context, _ *struct{}) (any, error) {
+func (s *Server) services(ctx context.Context, _ string, _ *struct{}) (any, error) {
 	if err := s.waitLoaded(ctx); err != nil {
 		return nil, err
 	}
