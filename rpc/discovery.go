@@ -203,19 +203,15 @@ func (p *pool) pruneLocked(now time.Time) {
 // failed decides whether err lets the call move to another instance, and
 // if so sets the instance aside for a moment.
 func (p *pool) failed(ep string, err error) bool {
-	retry := false
-	var ns *notSentError
-	var re *RemoteError
-	switch {
-	case errors.As(err, &ns):
+	retry, broken := false, false
+	if _, ok := errors.AsType[*notSentError](err); ok {
 		retry = !errors.Is(err, ErrClosed) || !p.isClosed()
-	case errors.As(err, &re):
+	} else if re, ok := errors.AsType[*RemoteError](err); ok {
 		retry = re.Name == errShuttingDown.Name || re.Name == errBusy.Name
-	case errors.Is(err, ErrConnLost), errors.Is(err, ErrLostRemote):
-		retry = p.retryLost
-		p.eject(ep) // broken either way
+	} else if errors.Is(err, ErrConnLost) || errors.Is(err, ErrLostRemote) {
+		retry, broken = p.retryLost, true
 	}
-	if retry {
+	if retry || broken {
 		p.eject(ep)
 	}
 	return retry

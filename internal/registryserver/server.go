@@ -163,8 +163,8 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.followRegistry(ctx) })
 	wg.Go(func() { s.follow(ctx, s.st.Nodes, s.applyNode, s.resetNodes, make(chan struct{}, 1)) })
-	wg.Go(func() { s.sweepLoop(ctx) })
-	wg.Go(func() { s.purgeLoop(ctx) })
+	wg.Go(func() { every(ctx, s.cfg.SweepInterval, func() { s.sweep(ctx, time.Now()) }) })
+	wg.Go(func() { every(ctx, time.Hour, func() { s.purge(ctx) }) })
 	wg.Wait()
 	s.wg.Wait()
 	return nil
@@ -503,22 +503,13 @@ func (s *Server) applyLocal(key string, in *registry.Instance, rev uint64) {
 	s.notifyLocked()
 }
 
-// purgeLoop removes delete markers older than half an hour, every hour,
-// so that a registry with churn does not keep one marker per instance
-// that ever left.
-func (s *Server) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err := s.kv.PurgeDeletes(pctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("purge registry delete markers", "err", err)
-		}
-		cancel()
+// purge removes delete markers older than half an hour (run every
+// hour), so that a registry with churn does not keep one marker per
+// instance that ever left.
+func (s *Server) purge(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.kv.PurgeDeletes(pctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge registry delete markers", "err", err)
 	}
 }

@@ -17,8 +17,9 @@ import (
 // once the marker expires.
 const adoptMarkerTTL = 30 * time.Second
 
-func (s *Server) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.SweepInterval)
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -26,7 +27,7 @@ func (s *Server) sweepLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.sweep(ctx, time.Now())
+		fn()
 	}
 }
 
