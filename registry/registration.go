@@ -183,6 +183,3 @@ func decodeInto(in *Instance, ev registrywire.Event) error {
 	*in = next
 	return nil
 }
-
-// errMismatch: a record that does not name its own key.
-var errMismatch = errors.New("registry: record does not match its key")

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -234,6 +235,9 @@ func (w *Watcher) apply(m *nats.Msg) {
 	w.state[ev.Key] = in
 	w.pending = append(w.pending, Event{Type: EventPut, Instance: in})
 }
+
+// errMismatch: a record that does not name its own key.
+var errMismatch = errors.New("registry: record does not match its key")
 
 // decodeRecord decodes the instance of a put event.
 func decodeRecord(ev registrywire.Event) (Instance, error) {
