@@ -1,0 +1,317 @@
+package taskwire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Celery's protocol 2 headers, and mortar's own.
+const (
+	HdrLang       = "lang"
+	HdrTask       = "task"
+	HdrID         = "id"
+	HdrRootID     = "root_id"
+	HdrParentID   = "parent_id"
+	HdrGroup      = "group"
+	HdrRetries    = "retries"
+	HdrETA        = "eta"
+	HdrExpires    = "expires"
+	HdrTimeLimit  = "timelimit"
+	HdrArgsRepr   = "argsrepr"
+	HdrKwargsRepr = "kwargsrepr"
+	HdrOrigin     = "origin"
+	// HdrContentType is Celery's content_type property. Only JSON is
+	// understood; absent means JSON.
+	HdrContentType = "content-type"
+
+	// HdrIgnoreResult "1": store no result.
+	HdrIgnoreResult = "mortar-ignore-result"
+	// HdrMaxRetries: retries allowed after the first run; absent means
+	// the worker's policy for the task.
+	HdrMaxRetries = "mortar-max-retries"
+	// HdrBackoff "min,max" in seconds: the bounds of the exponential
+	// backoff between retries; absent means the worker's policy.
+	HdrBackoff = "mortar-backoff"
+	// HdrReason says why a dead letter died.
+	HdrReason = "mortar-reason"
+)
+
+// ContentJSON is the only body encoding.
+const ContentJSON = "application/json"
+
+// ErrMalformed is wrapped by every decoding error.
+var ErrMalformed = errors.New("task: malformed message")
+
+// Message is one task message: Celery's headers and body.
+type Message struct {
+	Task     string // the task's registered name
+	ID       string
+	RootID   string // the first task of the workflow; ID when alone
+	ParentID string // the task that sent this one, if any
+	Group    string // the group this task belongs to, if any
+	Lang     string // the sender's language ("go" from the SDK)
+	Origin   string // the sender, host and process
+	Retries  int    // runs before this one that ended in a retry
+
+	ETA     time.Time // not before; zero means now
+	Expires time.Time // never started after; zero means never
+
+	SoftLimit time.Duration // the handler's ctx ends; 0 means none
+	HardLimit time.Duration // the worker abandons the run; 0 means none
+
+	ArgsRepr, KwargsRepr string // for monitors and logs
+
+	IgnoreResult bool
+	MaxRetries   int           // -1: the worker's policy
+	BackoffMin   time.Duration // 0 with BackoffMax 0: the worker's policy
+	BackoffMax   time.Duration
+
+	// Headers are the sender's own headers: any header that is neither
+	// one of the above nor the engine's (Nats-…).
+	Headers map[string]string
+
+	Args   json.RawMessage // a JSON array; nil means []
+	Kwargs json.RawMessage // a JSON object; nil means {}
+	Embed  Embed
+}
+
+// Embed is the third element of the body: what runs after the task.
+type Embed struct {
+	Callbacks []Signature `json:"callbacks"` // link: run with the result on success
+	Errbacks  []Signature `json:"errbacks"`  // link_error: run on failure
+	Chain     []Signature `json:"chain"`     // the rest of a chain, last first (as Celery)
+	Chord     *Signature  `json:"chord"`     // the chord body this task's group joins into
+}
+
+func (e *Embed) empty() bool {
+	return len(e.Callbacks) == 0 && len(e.Errbacks) == 0 && len(e.Chain) == 0 && e.Chord == nil
+}
+
+// Signature is a task call written down to be sent later, as Celery's.
+type Signature struct {
+	Task        string          `json:"task"`
+	Args        json.RawMessage `json:"args"`
+	Kwargs      json.RawMessage `json:"kwargs"`
+	Options     map[string]any  `json:"options"`
+	SubtaskType *string         `json:"subtask_type"`
+	Immutable   bool            `json:"immutable"`
+}
+
+// NewMsg lays m out as a NATS message on subject.
+func (m *Message) NewMsg(subject string) *nats.Msg {
+	msg := &nats.Msg{Subject: subject, Header: make(nats.Header, 8+len(m.Headers))}
+	h := msg.Header
+	for k, v := range m.Headers {
+		h[k] = []string{v}
+	}
+	set := func(k, v string) {
+		if v != "" {
+			h[k] = []string{v}
+		}
+	}
+	set(HdrLang, m.Lang)
+	set(HdrTask, m.Task)
+	set(HdrID, m.ID)
+	set(HdrRootID, m.RootID)
+	set(HdrParentID, m.ParentID)
+	set(HdrGroup, m.Group)
+	set(HdrOrigin, m.Origin)
+	set(HdrArgsRepr, m.ArgsRepr)
+	set(HdrKwargsRepr, m.KwargsRepr)
+	if m.Retries > 0 {
+		set(HdrRetries, strconv.Itoa(m.Retries))
+	}
+	if !m.ETA.IsZero() {
+		set(HdrETA, formatTime(m.ETA))
+	}
+	if !m.Expires.IsZero() {
+		set(HdrExpires, formatTime(m.Expires))
+	}
+	if m.SoftLimit > 0 || m.HardLimit > 0 {
+		set(HdrTimeLimit, seconds(m.SoftLimit)+","+seconds(m.HardLimit))
+	}
+	if m.IgnoreResult {
+		set(HdrIgnoreResult, "1")
+	}
+	if m.MaxRetries >= 0 {
+		set(HdrMaxRetries, strconv.Itoa(m.MaxRetries))
+	}
+	if m.BackoffMin > 0 || m.BackoffMax > 0 {
+		set(HdrBackoff, seconds(m.BackoffMin)+","+seconds(m.BackoffMax))
+	}
+	msg.Data = m.AppendBody(nil)
+	return msg
+}
+
+// AppendBody appends the JSON body [args, kwargs, embed] to b.
+func (m *Message) AppendBody(b []byte) []byte {
+	b = append(b, '[')
+	b = appendOr(b, m.Args, "[]")
+	b = append(b, ',')
+	b = appendOr(b, m.Kwargs, "{}")
+	b = append(b, ',')
+	if m.Embed.empty() {
+		b = append(b, "{}"...)
+	} else {
+		e, _ := json.Marshal(&m.Embed) // only strings, raw JSON and maps of decoded JSON
+		b = append(b, e...)
+	}
+	return append(b, ']')
+}
+
+func appendOr(b, v []byte, empty string) []byte {
+	if len(v) == 0 {
+		return append(b, empty...)
+	}
+	return append(b, v...)
+}
+
+// seconds writes d as Celery writes time limits: seconds, empty for none.
+func seconds(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+// Decode reads a task message from its headers and body. Every error
+// wraps ErrMalformed and says which part is wrong.
+func Decode(h nats.Header, data []byte) (*Message, error) {
+	m := &Message{MaxRetries: -1}
+	bad := func(part string, err error) (*Message, error) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, part, err)
+	}
+	if len(data) > MaxMessageBytes {
+		return bad("body", fmt.Errorf("%d bytes, over %d", len(data), MaxMessageBytes))
+	}
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		v := vs[0]
+		var err error
+		switch k {
+		case HdrTask:
+			m.Task, err = v, CheckName(v)
+		case HdrID:
+			m.ID, err = v, CheckID(v)
+		case HdrRootID:
+			m.RootID, err = v, CheckID(v)
+		case HdrParentID:
+			m.ParentID, err = v, CheckID(v)
+		case HdrGroup:
+			m.Group, err = v, CheckID(v)
+		case HdrLang:
+			m.Lang = v
+		case HdrOrigin:
+			m.Origin = v
+		case HdrArgsRepr:
+			m.ArgsRepr = v
+		case HdrKwargsRepr:
+			m.KwargsRepr = v
+		case HdrRetries:
+			m.Retries, err = count(v)
+		case HdrETA:
+			m.ETA, err = parseTime(v)
+		case HdrExpires:
+			m.Expires, err = parseTime(v)
+		case HdrTimeLimit:
+			m.SoftLimit, m.HardLimit, err = pair(v)
+		case HdrIgnoreResult:
+			m.IgnoreResult = v == "1" || strings.EqualFold(v, "true")
+		case HdrMaxRetries:
+			m.MaxRetries, err = count(v)
+		case HdrBackoff:
+			m.BackoffMin, m.BackoffMax, err = pair(v)
+		case HdrContentType:
+			if v != ContentJSON {
+				err = fmt.Errorf("%q: only %s is understood", v, ContentJSON)
+			}
+		default:
+			if !strings.HasPrefix(k, "Nats-") && !strings.HasPrefix(k, "mortar-") {
+				if m.Headers == nil {
+					m.Headers = map[string]string{}
+				}
+				m.Headers[k] = v
+			}
+		}
+		if err != nil {
+			return bad("header "+k, err)
+		}
+	}
+	if m.Task == "" {
+		return bad("header "+HdrTask, errors.New("missing"))
+	}
+	if m.ID == "" {
+		return bad("header "+HdrID, errors.New("missing"))
+	}
+	if err := m.decodeBody(data); err != nil {
+		return bad("body", err)
+	}
+	return m, nil
+}
+
+func (m *Message) decodeBody(data []byte) error {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(data, &parts); err != nil {
+		return err
+	}
+	if len(parts) != 3 {
+		return fmt.Errorf("want [args, kwargs, embed], got %d elements", len(parts))
+	}
+	if parts[0][0] != '[' {
+		return errors.New("args: want a JSON array")
+	}
+	if parts[1][0] != '{' {
+		return errors.New("kwargs: want a JSON object")
+	}
+	m.Args, m.Kwargs = parts[0], parts[1]
+	if e := parts[2]; !bytes.Equal(e, []byte("null")) {
+		if e[0] != '{' {
+			return errors.New("embed: want a JSON object")
+		}
+		if err := json.Unmarshal(e, &m.Embed); err != nil {
+			return fmt.Errorf("embed: %v", err)
+		}
+	}
+	return nil
+}
+
+func count(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a count", s)
+	}
+	return n, nil
+}
+
+// pair reads "a,b", each seconds or empty.
+func pair(s string) (a, b time.Duration, err error) {
+	x, y, ok := strings.Cut(s, ",")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q: want two numbers of seconds, a comma between", s)
+	}
+	if a, err = secs(x); err == nil {
+		b, err = secs(y)
+	}
+	return a, b, err
+}
+
+func secs(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "null" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f > 1e9 {
+		return 0, fmt.Errorf("%q: want seconds", s)
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}

@@ -1,0 +1,107 @@
+// Package taskwire is what the task queue's SDK, its server half and any
+// other-language producer agree on: the engine layout (streams, subjects,
+// buckets) and the task message, laid out as Celery's message protocol 2.
+//
+// A task message is a NATS message on QueuePrefix+queue. Celery's headers
+// travel as NATS headers with Celery's names (lang, task, id, root_id,
+// parent_id, group, retries, eta, expires, timelimit, argsrepr,
+// kwargsrepr, origin) plus a few of mortar's own, prefixed "mortar-";
+// the body is Celery's [args, kwargs, embed] in JSON. docs/tasks.md
+// documents the format for producers in other languages.
+package taskwire
+
+import (
+	"fmt"
+	"time"
+)
+
+// Engine layout.
+const (
+	// Stream holds every queued task (work-queue retention: a message is
+	// gone once a worker acknowledges it) and every delayed one.
+	Stream = "MORTAR_TASKS"
+	// QueuePrefix+queue is where a task waits for a worker.
+	QueuePrefix = "mortar.task.q."
+	// DelayPrefix+queue+"."+id holds a task until its ETA; the engine
+	// moves it to its queue then (a message schedule).
+	DelayPrefix = "mortar.task.d."
+	// DeadStream holds dead letters on DeadPrefix+queue.
+	DeadStream = "MORTAR_DEAD"
+	DeadPrefix = "mortar.task.dead."
+	// ResultBucket is the KV bucket of results, keyed by task ID. It
+	// republishes every result on ResultPrefix+id, so a waiter needs no
+	// engine consumer.
+	ResultBucket = "mortar_results"
+	ResultPrefix = "mortar.task.result."
+)
+
+// Limits.
+const (
+	MaxQueueBytes = 64
+	MaxNameBytes  = 256
+	MaxIDBytes    = 128
+	// MaxMessageBytes bounds a whole task message.
+	MaxMessageBytes = 1 << 20
+)
+
+// QueueSubject is the subject a task of queue q is published on.
+func QueueSubject(q string) string { return QueuePrefix + q }
+
+// DelaySubject is the subject that holds task id of queue q until its ETA.
+func DelaySubject(q, id string) string { return DelayPrefix + q + "." + id }
+
+// DeadSubject is the subject of queue q's dead letters.
+func DeadSubject(q string) string { return DeadPrefix + q }
+
+// ConsumerName is the durable consumer of queue q, shared by its workers.
+func ConsumerName(q string) string { return "q_" + q }
+
+// CheckQueue returns an error unless q is a queue name: 1 to 64 of
+// [A-Za-z0-9_-].
+func CheckQueue(q string) error {
+	if !token(q, MaxQueueBytes) {
+		return fmt.Errorf("queue %q: want 1 to %d of [A-Za-z0-9_-]", q, MaxQueueBytes)
+	}
+	return nil
+}
+
+// CheckID returns an error unless id is a task ID: 1 to 128 of
+// [A-Za-z0-9_-] (a UUID is one).
+func CheckID(id string) error {
+	if !token(id, MaxIDBytes) {
+		return fmt.Errorf("task id %q: want 1 to %d of [A-Za-z0-9_-]", id, MaxIDBytes)
+	}
+	return nil
+}
+
+// CheckName returns an error unless name is a task name: 1 to 256
+// printable ASCII characters without spaces, such as "proj.tasks.add".
+func CheckName(name string) error {
+	ok := len(name) > 0 && len(name) <= MaxNameBytes
+	for i := 0; ok && i < len(name); i++ {
+		ok = name[i] > ' ' && name[i] < 0x7f
+	}
+	if !ok {
+		return fmt.Errorf("task name %q: want 1 to %d printable ASCII characters without spaces", name, MaxNameBytes)
+	}
+	return nil
+}
+
+func token(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// formatTime and parseTime are how times travel in headers: RFC 3339 with
+// nanoseconds, in UTC, as Celery's eta and expires (ISO 8601).
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
