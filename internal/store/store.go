@@ -61,6 +61,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Store, err
 		{"nodes", s.openNodes},
 		{"registry", s.openRegistry},
 		{"config", s.openConfig},
+		{"tasks", s.openTasks},
 	}
 	for _, step := range steps {
 		if err := s.retry(ctx, step.name, step.fn); err != nil {

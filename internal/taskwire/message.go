@@ -39,8 +39,10 @@ const (
 	// HdrBackoff "min,max" in seconds: the bounds of the exponential
 	// backoff between retries; absent means the worker's policy.
 	HdrBackoff = "mortar-backoff"
-	// HdrReason says why a dead letter died.
+	// HdrReason says why a dead letter died (a TaskError type), and
+	// HdrError how.
 	HdrReason = "mortar-reason"
+	HdrError  = "mortar-error"
 )
 
 // ContentJSON is the only body encoding.

@@ -13,6 +13,8 @@ package taskwire
 import (
 	"fmt"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Engine layout.
@@ -105,3 +107,26 @@ func token(s string, max int) bool {
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+// VisibilityDefault is how long a queue's task may go unacknowledged
+// before the engine hands it to another worker. A worker extends it while
+// a task runs, so it bounds only how soon a dead worker's task comes back.
+const VisibilityDefault = 30 * time.Second
+
+// MaxDeliverDefault bounds the deliveries of one message: a task whose
+// worker dies every time it runs stops being redelivered after this many.
+const MaxDeliverDefault = 20
+
+// QueueConsumer is the durable consumer of queue q that its workers
+// share; the first worker of a queue creates it.
+func QueueConsumer(q string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerName(q),
+		Description:   "mortar task queue " + q,
+		FilterSubject: QueueSubject(q),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       VisibilityDefault,
+		MaxDeliver:    MaxDeliverDefault,
+		MaxAckPending: 20000,
+	}
+}

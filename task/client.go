@@ -1,0 +1,193 @@
+package task
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/taskwire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// QueueDefault is the queue of a task sent without one.
+const QueueDefault = "default"
+
+// Config configures a Client.
+type Config struct {
+	// Queue is where tasks go unless SendOpts names a queue. Defaults to
+	// QueueDefault.
+	Queue string
+}
+
+// Client sends tasks and reads their results.
+type Client struct {
+	conn   *mortar.Conn
+	js     jetstream.JetStream
+	queue  string
+	origin string
+
+	resultsMu sync.Mutex
+	results   jetstream.KeyValue // bound on first use
+}
+
+// New returns a Client on conn.
+func New(conn *mortar.Conn, cfg *Config) (*Client, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	q := cmp.Or(c.Queue, QueueDefault)
+	if err := taskwire.CheckQueue(q); err != nil {
+		return nil, fmt.Errorf("task: new: %w", err)
+	}
+	host, _ := os.Hostname()
+	return &Client{conn: conn, js: conn.JetStream(), queue: q, origin: host + "@" + strconv.Itoa(os.Getpid())}, nil
+}
+
+// SendOpts are the options of one send. A nil *SendOpts means all
+// defaults.
+type SendOpts struct {
+	// Queue defaults to the client's queue.
+	Queue string
+	// ID is the task's ID: 1 to 128 of [A-Za-z0-9_-]. Defaults to a new
+	// random UUID. A send repeated with the same ID within two minutes
+	// is queued once.
+	ID string
+	// Countdown delays the task by this long; ETA delays it until then.
+	// The later of the two wins. Both default to none: run now.
+	Countdown time.Duration
+	ETA       time.Time
+	// Expires: a task not started by then is never started; it is
+	// recorded as REVOKED. Defaults to never.
+	Expires time.Time
+	// MaxRetries, BackoffMin and BackoffMax override the worker's
+	// RetryPolicy for this task. MaxRetries nil means the worker's; 0
+	// means no retry.
+	MaxRetries             *int
+	BackoffMin, BackoffMax time.Duration
+	// SoftTimeLimit ends the handler's ctx after this long; TimeLimit
+	// makes the worker give the run up (recorded as FAILURE). Default to
+	// none.
+	SoftTimeLimit, TimeLimit time.Duration
+	// IgnoreResult: store no result.
+	IgnoreResult bool
+	// Headers travel with the task and reach the handler.
+	Headers map[string]string
+}
+
+// Send queues the task name with raw JSON arguments: args a JSON array
+// (nil means []), kwargs a JSON object (nil means {}). It returns once the
+// engine has stored the task.
+func (c *Client) Send(ctx context.Context, name string, args, kwargs json.RawMessage, opts *SendOpts) (*AsyncResult, error) {
+	var o SendOpts
+	if opts != nil {
+		o = *opts
+	}
+	m := &taskwire.Message{
+		Task: name, ID: o.ID, Lang: "go", Origin: c.origin, Args: args, Kwargs: kwargs,
+		ETA: o.ETA, Expires: o.Expires, SoftLimit: o.SoftTimeLimit, HardLimit: o.TimeLimit,
+		IgnoreResult: o.IgnoreResult, MaxRetries: -1, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
+		Headers: o.Headers,
+	}
+	if o.MaxRetries != nil {
+		m.MaxRetries = max(*o.MaxRetries, 0)
+	}
+	if o.Countdown > 0 {
+		if at := time.Now().Add(o.Countdown); at.After(m.ETA) {
+			m.ETA = at
+		}
+	}
+	if m.ID == "" {
+		m.ID = newID()
+	}
+	m.RootID = m.ID
+	queue := cmp.Or(o.Queue, c.queue)
+	if err := check(queue, m); err != nil {
+		return nil, fmt.Errorf("task: send %s: %w", name, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
+	}
+	if err := publish(ctx, c.js, queue, m, m.ID); err != nil {
+		return nil, fmt.Errorf("task: send %s: %w", name, err)
+	}
+	return &AsyncResult{ID: m.ID, c: c}, nil
+}
+
+func check(queue string, m *taskwire.Message) error {
+	if err := taskwire.CheckQueue(queue); err != nil {
+		return err
+	}
+	if err := taskwire.CheckName(m.Task); err != nil {
+		return err
+	}
+	if err := taskwire.CheckID(m.ID); err != nil {
+		return err
+	}
+	for _, raw := range []json.RawMessage{m.Args, m.Kwargs} {
+		if len(raw) > 0 && !json.Valid(raw) {
+			return fmt.Errorf("arguments are not valid JSON")
+		}
+	}
+	if len(m.Args) > 0 && m.Args[0] != '[' {
+		return fmt.Errorf("args: want a JSON array")
+	}
+	if len(m.Kwargs) > 0 && m.Kwargs[0] != '{' {
+		return fmt.Errorf("kwargs: want a JSON object")
+	}
+	return nil
+}
+
+// publish stores m on queue, or on its delay subject until its ETA.
+// msgID de-duplicates a repeated publish.
+func publish(ctx context.Context, js jetstream.JetStream, queue string, m *taskwire.Message, msgID string) error {
+	var msg *nats.Msg
+	if !m.ETA.IsZero() && time.Until(m.ETA) > 0 {
+		msg = m.NewMsg(taskwire.DelaySubject(queue, m.ID))
+		msg.Header.Set("Nats-Schedule", "@at "+m.ETA.UTC().Format(time.RFC3339Nano))
+		msg.Header.Set("Nats-Schedule-Target", taskwire.QueueSubject(queue))
+	} else {
+		msg = m.NewMsg(taskwire.QueueSubject(queue))
+	}
+	if len(msg.Data)+headerBytes(msg.Header) > taskwire.MaxMessageBytes {
+		return mortar.Errorf(mortar.CodeTooLarge, "task message over %d bytes", taskwire.MaxMessageBytes)
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	_, err := js.PublishMsg(ctx, msg)
+	return err
+}
+
+func headerBytes(h nats.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// newID returns a random (version 4) UUID, as Celery's task IDs.
+func newID() string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}

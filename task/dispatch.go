@@ -1,0 +1,162 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// prefetch holds the messages a worker has taken from one queue but not
+// yet started, at most limit of them, each kept invisible to other
+// workers while it waits.
+type prefetch struct {
+	limit  int
+	period time.Duration // heartbeat period
+	space  chan struct{} // a message left a full buffer
+
+	mu   sync.Mutex
+	msgs []held
+}
+
+type held struct {
+	msg jetstream.Msg
+	hb  *heartbeat
+}
+
+func newPrefetch(limit int, period time.Duration) *prefetch {
+	return &prefetch{limit: limit, period: period, space: make(chan struct{}, 1)}
+}
+
+// fetch moves the messages of one queue into b, signalling avail, until
+// the iterator ends. After ctx ends it returns what it takes to the
+// queue.
+func (w *Worker) fetch(ctx context.Context, it jetstream.MessagesContext, b *prefetch, avail chan<- struct{}) {
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				w.log.Warn("task fetch failed", "err", err)
+			}
+			return
+		}
+		if !b.put(ctx, msg) {
+			msg.Nak() // not started: back to the queue now
+			continue
+		}
+		select {
+		case avail <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// put adds msg once there is room; false if ctx ended first.
+func (b *prefetch) put(ctx context.Context, msg jetstream.Msg) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.msgs) >= b.limit && ctx.Err() == nil {
+		b.mu.Unlock()
+		select {
+		case <-b.space:
+		case <-ctx.Done():
+		}
+		b.mu.Lock()
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	b.msgs = append(b.msgs, held{msg, startHeartbeat(msg, b.period)})
+	return true
+}
+
+// take removes the oldest message, or returns nil.
+func (b *prefetch) take() jetstream.Msg {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	h := b.msgs[0]
+	b.msgs[0] = held{}
+	b.msgs = b.msgs[1:]
+	h.hb.stop()
+	select {
+	case b.space <- struct{}{}:
+	default:
+	}
+	return h.msg
+}
+
+// returnAll gives every held message back to its queue.
+func (b *prefetch) returnAll() {
+	for m := b.take(); m != nil; m = b.take() {
+		m.Nak()
+	}
+}
+
+// dispatch hands one prefetched message at a time to a free runner. It
+// chooses among the queues only once a runner is free: choosing earlier
+// would choose among what had arrived by then.
+func (w *Worker) dispatch(ctx context.Context, bufs []*prefetch, avail <-chan struct{}, free <-chan struct{}, work chan<- jetstream.Msg) {
+	defer func() {
+		for _, b := range bufs {
+			b.returnAll()
+		}
+	}()
+	for {
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return
+		}
+		msg := w.pick(bufs)
+		for msg == nil {
+			select {
+			case <-avail:
+			case <-ctx.Done():
+				return
+			}
+			msg = w.pick(bufs)
+		}
+		work <- msg // a runner is waiting for it
+	}
+}
+
+// pick takes a waiting message: from the first queue that has one
+// (strict priority), or from one chosen at random by weight among those
+// that do.
+func (w *Worker) pick(bufs []*prefetch) jetstream.Msg {
+	if w.cfg.Weights == nil {
+		for _, b := range bufs {
+			if m := b.take(); m != nil {
+				return m
+			}
+		}
+		return nil
+	}
+	left := make([]int, len(bufs))
+	for i := range left {
+		left[i] = i
+	}
+	for len(left) > 0 {
+		total := 0
+		for _, i := range left {
+			total += w.cfg.Weights[i]
+		}
+		r := rand.N(total)
+		k := 0
+		for r >= w.cfg.Weights[left[k]] {
+			r -= w.cfg.Weights[left[k]]
+			k++
+		}
+		if m := bufs[left[k]].take(); m != nil {
+			return m
+		}
+		left = append(left[:k], left[k+1:]...)
+	}
+	return nil
+}

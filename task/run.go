@@ -1,0 +1,305 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mortarhq/mortar/internal/taskwire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// opTimeout bounds each write a worker makes for a task (a result, a
+// retry, a dead letter).
+const opTimeout = 10 * time.Second
+
+// etaSlack: a task whose ETA is at most this far ahead runs now.
+const etaSlack = 50 * time.Millisecond
+
+// nakMax: a retry due sooner than this is the engine redelivering the
+// same message (NakWithDelay); a later one is a new message the engine
+// holds until then (a message schedule, whose timing is coarser).
+const nakMax = time.Second
+
+// run runs one delivered task to its end: a result, a retry, a dead
+// letter, or (when the worker stops hard) its return to the queue.
+func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
+	queue := strings.TrimPrefix(msg.Subject(), taskwire.QueuePrefix)
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("task message without metadata", "queue", queue, "err", err)
+		msg.Term()
+		return
+	}
+	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	defer cancel()
+	m, err := taskwire.Decode(msg.Headers(), msg.Data())
+	if err != nil {
+		w.dead(opCtx, msg, queue, nil, 0, &TaskError{Type: "malformed", Message: err.Error()})
+		return
+	}
+	now := time.Now()
+	if !m.Expires.IsZero() && now.After(m.Expires) {
+		w.end(opCtx, msg, m, &Status{State: Revoked, Retries: m.Retries,
+			Error: &TaskError{Type: "expired", Message: "expired at " + m.Expires.UTC().Format(time.RFC3339Nano) + " before it started"}}, true)
+		return
+	}
+	if !m.ETA.IsZero() && m.ETA.Sub(now) > etaSlack {
+		// Queued before its ETA (by a producer that did not delay it):
+		// hold it in the engine until then.
+		if err := publish(opCtx, w.js, queue, m, m.ID+"-eta-"+strconv.FormatUint(meta.Sequence.Stream, 10)); err != nil {
+			w.log.Warn("task delay failed", "task", m.Task, "id", m.ID, "err", err)
+			msg.NakWithDelay(time.Second)
+			return
+		}
+		msg.Ack()
+		return
+	}
+	h := w.handlers[m.Task] // read-only once started
+	if h == nil {
+		w.dead(opCtx, msg, queue, m, m.Retries, &TaskError{Type: "unknown_task", Message: fmt.Sprintf("no handler for task %q on worker %s", m.Task, w.cfg.Name)})
+		return
+	}
+	runs := m.Retries + int(meta.NumDelivered) - 1
+	req := &Request{
+		ID: m.ID, Task: m.Task, Queue: queue, RootID: m.RootID, ParentID: m.ParentID, Group: m.Group,
+		Retries: runs, Args: m.Args, Kwargs: m.Kwargs, Headers: m.Headers,
+	}
+	if w.cfg.AckEarly {
+		msg.Ack()
+	}
+	val, err := w.call(ctx, msg, h, m, req)
+	if err != nil && ctx.Err() != nil {
+		// The worker is stopping hard: the task goes back to its queue.
+		if !w.cfg.AckEarly {
+			msg.Nak()
+		}
+		return
+	}
+	if err == nil {
+		st := &Status{State: Success, Retries: runs}
+		if st.Result, err = json.Marshal(val); err != nil {
+			st = &Status{State: Failure, Retries: runs, Error: &TaskError{Type: "error", Message: "encode result: " + err.Error()}}
+		}
+		w.end(opCtx, msg, m, st, true)
+		return
+	}
+	w.failed(opCtx, msg, queue, m, runs, err)
+}
+
+// failed retries the task or, when no retry is left or allowed, records
+// its failure and dead-letters it.
+func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, queue string, m *taskwire.Message, runs int, err error) {
+	te := taskError(err)
+	retryable := te.Type == "error" && !errors.Is(err, ErrSkipRetry)
+	delay := time.Duration(-1)
+	if re, ok := errors.AsType[*retryError](err); ok && retryable {
+		delay = re.after
+	} else if retryable && w.retry.RetryOn != nil {
+		retryable = w.retry.RetryOn(err)
+	}
+	limit, lo, hi := w.retry.MaxRetries, w.retry.BackoffMin, w.retry.BackoffMax
+	if m.MaxRetries >= 0 {
+		limit = m.MaxRetries
+	}
+	if m.BackoffMin > 0 || m.BackoffMax > 0 {
+		lo, hi = max(m.BackoffMin, time.Millisecond), max(m.BackoffMax, m.BackoffMin)
+	}
+	if !retryable || runs >= limit {
+		if retryable {
+			te.Message = fmt.Sprintf("%s (after %d retries)", te.Message, runs)
+		}
+		w.dead(ctx, msg, queue, m, runs, te)
+		return
+	}
+	if delay < 0 {
+		delay = backoff(runs, lo, hi)
+	}
+	if delay < nakMax && !w.cfg.AckEarly {
+		// A short wait: the engine redelivers this very message, whose
+		// delivery count carries the retry.
+		w.end(ctx, msg, m, &Status{State: Retry, Retries: runs, Error: te}, false)
+		msg.NakWithDelay(delay)
+		return
+	}
+	next := *m
+	next.Retries = runs + 1
+	next.ETA = time.Now().Add(delay)
+	if err := publish(ctx, w.js, queue, &next, m.ID+"-retry-"+strconv.Itoa(next.Retries)); err != nil {
+		w.log.Warn("task retry failed; redelivering", "task", m.Task, "id", m.ID, "err", err)
+		msg.NakWithDelay(delay)
+		return
+	}
+	w.log.Debug("task retry", "task", m.Task, "id", m.ID, "retries", next.Retries, "in", delay, "err", err)
+	w.end(ctx, msg, m, &Status{State: Retry, Retries: runs, Error: te}, true)
+}
+
+// dead moves the task to its queue's dead letters, with the reason, and
+// records its failure.
+func (w *Worker) dead(ctx context.Context, msg jetstream.Msg, queue string, m *taskwire.Message, runs int, te *TaskError) {
+	d := &nats.Msg{Subject: taskwire.DeadSubject(queue), Header: nats.Header{}, Data: msg.Data()}
+	for k, v := range msg.Headers() {
+		if !strings.HasPrefix(k, "Nats-") {
+			d.Header[k] = v
+		}
+	}
+	d.Header.Set(taskwire.HdrReason, te.Type)
+	d.Header.Set(taskwire.HdrError, te.Message)
+	if meta, err := msg.Metadata(); err == nil {
+		d.Header.Set(jetstream.MsgIDHeader, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10))
+	}
+	if _, err := w.js.PublishMsg(ctx, d); err != nil {
+		w.log.Warn("task dead letter failed; redelivering", "queue", queue, "err", err)
+		msg.NakWithDelay(time.Second)
+		return
+	}
+	w.log.Warn("task dead", "queue", queue, "reason", te.Type, "err", te.Message)
+	if m == nil {
+		msg.Ack()
+		return
+	}
+	w.end(ctx, msg, m, &Status{State: Failure, Retries: runs, Error: te}, true)
+}
+
+// end records st (unless the task ignores results) and, if ack,
+// acknowledges the task.
+func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message, st *Status, ack bool) {
+	if !m.IgnoreResult {
+		st.ID, st.Task = m.ID, m.Task
+		if err := w.results.put(ctx, st); err != nil {
+			w.log.Warn("task result not stored", "task", m.Task, "id", m.ID, "state", st.State, "err", err)
+		}
+	}
+	if ack && !w.cfg.AckEarly {
+		msg.Ack()
+	}
+}
+
+// call runs h with the task's time limits, keeping the task's visibility
+// extended while it runs.
+func (w *Worker) call(ctx context.Context, msg jetstream.Msg, h rawHandler, m *taskwire.Message, req *Request) (any, error) {
+	hctx, cancel := context.WithCancel(context.WithValue(ctx, requestKey{}, req))
+	defer cancel()
+	if m.SoftLimit > 0 {
+		hctx, cancel = context.WithTimeout(hctx, m.SoftLimit)
+		defer cancel()
+	}
+	if !w.cfg.AckEarly {
+		hb := startHeartbeat(msg, w.visibility[req.Queue]/3)
+		defer hb.stop()
+	}
+	if m.HardLimit <= 0 {
+		return safeCall(hctx, h, req)
+	}
+	type out struct {
+		v   any
+		err error
+	}
+	done := make(chan out, 1)
+	// Go cannot stop a goroutine: past the hard limit the worker gives
+	// the run up and moves on, and the handler, its ctx cancelled, is
+	// left to return on its own.
+	go func() {
+		v, err := safeCall(hctx, h, req)
+		done <- out{v, err}
+	}()
+	t := time.NewTimer(m.HardLimit)
+	defer t.Stop()
+	select {
+	case o := <-done:
+		return o.v, o.err
+	case <-t.C:
+		return nil, &TaskError{Type: "time_limit", Message: fmt.Sprintf("hard time limit (%v) exceeded", m.HardLimit)}
+	}
+}
+
+// panicError is a handler's panic.
+type panicError struct {
+	value any
+	stack string
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
+
+func safeCall(ctx context.Context, h rawHandler, req *Request) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{value: r, stack: string(debug.Stack())}
+		}
+	}()
+	return h(ctx, req)
+}
+
+// taskError is how err is recorded.
+func taskError(err error) *TaskError {
+	if te, ok := errors.AsType[*TaskError](err); ok {
+		return &TaskError{Type: te.Type, Message: te.Message, Traceback: te.Traceback}
+	}
+	if pe, ok := errors.AsType[*panicError](err); ok {
+		return &TaskError{Type: "panic", Message: fmt.Sprint(pe.value), Traceback: pe.stack}
+	}
+	return &TaskError{Type: "error", Message: err.Error()}
+}
+
+// heartbeat tells the engine, every period, that a task still runs, so
+// its visibility timeout does not lapse.
+type heartbeat struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func startHeartbeat(msg jetstream.Msg, period time.Duration) *heartbeat {
+	hb := &heartbeat{}
+	if period <= 0 {
+		return hb
+	}
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	var beat func()
+	beat = func() {
+		msg.InProgress()
+		hb.mu.Lock()
+		defer hb.mu.Unlock()
+		if !hb.stopped {
+			hb.t = time.AfterFunc(period, beat)
+		}
+	}
+	hb.t = time.AfterFunc(period, beat)
+	return hb
+}
+
+func (hb *heartbeat) stop() {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	hb.stopped = true
+	if hb.t != nil {
+		hb.t.Stop()
+	}
+}
+
+// resultWriter stores results in the results bucket.
+type resultWriter struct {
+	js     jetstream.JetStream
+	worker string
+}
+
+func (r resultWriter) put(ctx context.Context, st *Status) error {
+	st.Worker = r.worker
+	if st.State.Final() {
+		st.DateDone = time.Now().UTC()
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = r.js.Publish(ctx, "$KV."+taskwire.ResultBucket+"."+st.ID, b)
+	return err
+}

@@ -1,0 +1,296 @@
+package task
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/taskwire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ConcurrencyDefault is how many tasks a worker runs at once by default.
+const ConcurrencyDefault = 10
+
+// WorkerConfig configures a Worker. Its zero value works.
+type WorkerConfig struct {
+	// Queues are the queues the worker takes tasks from, in priority
+	// order: while the first has a task, the worker takes no task from
+	// the second (strict priority), unless Weights is set. Defaults to
+	// [QueueDefault].
+	Queues []string
+	// Weights, when set, has one positive weight per queue: a free
+	// worker takes its next task from a queue that has one, chosen at
+	// random with these weights (weighted priority).
+	Weights []int
+	// Concurrency is how many tasks run at once, across the queues.
+	// Defaults to ConcurrencyDefault.
+	Concurrency int
+	// Visibility is how long a task of a queue may go unacknowledged
+	// before the engine hands it to another worker; the worker extends it
+	// while the task runs, so it bounds how soon a dead worker's task runs
+	// again. It is a setting of the queue, taken from the worker that
+	// creates the queue's consumer (the first to start). Defaults to
+	// taskwire's 30 s.
+	Visibility time.Duration
+	// Name identifies the worker in results and logs. Defaults to
+	// host@pid.
+	Name string
+	// Retry is the retry policy of every task, unless the sender
+	// overrides it (SendOpts). The zero value is Celery's default.
+	Retry RetryPolicy
+	// AckEarly acknowledges a task as it starts instead of when it ends
+	// (Celery's acks_late=False): a task whose worker dies mid-run is
+	// then lost rather than run again. Defaults to false: at least once.
+	AckEarly bool
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Worker runs tasks from queues. Register handlers with Handle and
+// HandleRaw, then Start it; Stop finishes what runs.
+type Worker struct {
+	conn    *mortar.Conn
+	js      jetstream.JetStream
+	cfg     WorkerConfig
+	retry   RetryPolicy
+	log     *slog.Logger
+	results resultWriter
+
+	mu       sync.Mutex
+	handlers map[string]rawHandler
+	state    int                     // 0 new, 1 started, 2 stopping or stopped
+	stop     context.CancelCauseFunc // ends fetching
+	hard     context.CancelCauseFunc // ends running handlers
+	done     chan struct{}           // closed when every goroutine is gone
+	iters    []jetstream.MessagesContext
+
+	visibility map[string]time.Duration // per queue, from its consumer; set by Start
+}
+
+type rawHandler func(ctx context.Context, req *Request) (any, error)
+
+// NewWorker returns a Worker on conn.
+func NewWorker(conn *mortar.Conn, cfg *WorkerConfig) (*Worker, error) {
+	var c WorkerConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	if len(c.Queues) == 0 {
+		c.Queues = []string{QueueDefault}
+	}
+	c.Queues = append([]string(nil), c.Queues...)
+	seen := map[string]bool{}
+	for _, q := range c.Queues {
+		if err := taskwire.CheckQueue(q); err != nil {
+			return nil, fmt.Errorf("task: new worker: %w", err)
+		}
+		if seen[q] {
+			return nil, fmt.Errorf("task: new worker: queue %q listed twice", q)
+		}
+		seen[q] = true
+	}
+	if c.Weights != nil {
+		if len(c.Weights) != len(c.Queues) {
+			return nil, fmt.Errorf("task: new worker: %d weights for %d queues", len(c.Weights), len(c.Queues))
+		}
+		for _, w := range c.Weights {
+			if w <= 0 {
+				return nil, fmt.Errorf("task: new worker: weight %d: want a positive weight", w)
+			}
+		}
+	}
+	if c.Visibility < 0 || c.Visibility > 0 && c.Visibility < time.Second {
+		return nil, fmt.Errorf("task: new worker: visibility %v: want at least 1s", c.Visibility)
+	}
+	if c.Concurrency < 0 {
+		return nil, fmt.Errorf("task: new worker: concurrency %d: want a positive number", c.Concurrency)
+	}
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	if c.Name == "" {
+		host, _ := os.Hostname()
+		c.Name = host + "@" + strconv.Itoa(os.Getpid())
+	}
+	log := cmp.Or(c.Logger, slog.Default()).With("component", "task.worker", "worker", c.Name)
+	w := &Worker{
+		conn: conn, js: conn.JetStream(), cfg: c, retry: c.Retry.withDefaults(), log: log,
+		handlers: map[string]rawHandler{}, done: make(chan struct{}), visibility: map[string]time.Duration{},
+	}
+	w.results = resultWriter{js: w.js, worker: c.Name}
+	return w, nil
+}
+
+// Request is what a handler knows of the task it runs; a typed handler
+// finds it with RequestFrom.
+type Request struct {
+	ID, Task, Queue         string
+	RootID, ParentID, Group string
+	// Retries counts the runs of this task before this one.
+	Retries int
+	Args    json.RawMessage // a JSON array
+	Kwargs  json.RawMessage // a JSON object
+	Headers map[string]string
+}
+
+type requestKey struct{}
+
+// RequestFrom returns the request a handler's ctx belongs to, or nil.
+func RequestFrom(ctx context.Context) *Request {
+	r, _ := ctx.Value(requestKey{}).(*Request)
+	return r
+}
+
+// HandleRaw registers fn as the handler of the task name. What fn returns
+// is stored as the result, encoded as JSON. It panics if name is invalid
+// or already handled, or if the worker has started: programming errors.
+func (w *Worker) HandleRaw(name string, fn func(ctx context.Context, req *Request) (any, error)) {
+	if err := taskwire.CheckName(name); err != nil {
+		panic("task: handle: " + err.Error())
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != 0 {
+		panic("task: handle " + name + ": the worker has started")
+	}
+	if _, dup := w.handlers[name]; dup {
+		panic("task: handle " + name + ": handled twice")
+	}
+	w.handlers[name] = fn
+}
+
+// Handle registers fn as the handler of t on w; see HandleRaw.
+func Handle[A, R any](w *Worker, t Task[A, R], fn func(ctx context.Context, args A) (R, error)) {
+	w.HandleRaw(t.Name, func(ctx context.Context, req *Request) (any, error) {
+		var a A
+		if err := decodeArgs(req.Args, req.Kwargs, &a); err != nil {
+			return nil, SkipRetry(fmt.Errorf("arguments: %w", err))
+		}
+		return fn(ctx, a)
+	})
+}
+
+// Start binds the worker to its queues (creating a queue's consumer if it
+// is the queue's first worker) and starts taking tasks. Cancelling ctx
+// stops the worker hard: running handlers see their ctx end and their
+// tasks go back to their queues.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != 0 {
+		return errors.New("task: worker: started twice")
+	}
+	var bufs []*prefetch
+	for _, q := range w.cfg.Queues {
+		cc := taskwire.QueueConsumer(q)
+		if w.cfg.Visibility > 0 {
+			cc.AckWait = w.cfg.Visibility
+		}
+		cons, err := w.js.CreateConsumer(ctx, taskwire.Stream, cc)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = w.js.Consumer(ctx, taskwire.Stream, taskwire.ConsumerName(q))
+		}
+		if err != nil {
+			w.stopIters()
+			return fmt.Errorf("task: worker: queue %s: %w", q, err)
+		}
+		w.visibility[q] = cons.CachedInfo().Config.AckWait
+		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+		if err != nil {
+			w.stopIters()
+			return fmt.Errorf("task: worker: queue %s: %w", q, err)
+		}
+		w.iters = append(w.iters, it)
+		bufs = append(bufs, newPrefetch(w.cfg.Concurrency, w.visibility[q]/3))
+	}
+	w.state = 1
+	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
+	w.hard = hard
+	fetchCtx, stop := context.WithCancelCause(ctx)
+	w.stop = stop
+	context.AfterFunc(ctx, func() { hard(context.Cause(ctx)) })
+	// Once fetching ends, each iterator hands out what it prefetched and
+	// closes; fetch returns those messages to the queue.
+	iters := w.iters
+	context.AfterFunc(fetchCtx, func() {
+		for _, it := range iters {
+			it.Drain()
+		}
+	})
+	var wg sync.WaitGroup
+	avail := make(chan struct{}, 1)
+	for i, it := range w.iters {
+		wg.Go(func() { w.fetch(fetchCtx, it, bufs[i], avail) })
+	}
+	work := make(chan jetstream.Msg)
+	free := make(chan struct{}, w.cfg.Concurrency)
+	wg.Go(func() {
+		defer close(work)
+		w.dispatch(fetchCtx, bufs, avail, free, work)
+	})
+	for range w.cfg.Concurrency {
+		wg.Go(func() {
+			for {
+				free <- struct{}{}
+				msg, ok := <-work
+				if !ok {
+					return
+				}
+				w.run(hardCtx, msg)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		hard(nil)
+		close(w.done)
+	}()
+	return nil
+}
+
+func (w *Worker) stopIters() {
+	for _, it := range w.iters {
+		it.Stop()
+	}
+	w.iters = nil
+}
+
+// Stop stops taking tasks, waits for the running ones to finish and
+// returns when the worker has stopped. If ctx ends first, the running
+// handlers' ctx is cancelled, their tasks go back to their queues, and
+// Stop returns ctx's error once they return. Stop is idempotent and safe
+// before Start.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	switch w.state {
+	case 0:
+		w.state = 2
+		close(w.done)
+		w.mu.Unlock()
+		return nil
+	case 1:
+		w.state = 2
+		w.stop(errStopped)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		w.hard(ctx.Err())
+		<-w.done
+		return fmt.Errorf("task: worker: stop: %w", ctx.Err())
+	}
+}
+
+// Stopped is closed once the worker has stopped.
+func (w *Worker) Stopped() <-chan struct{} { return w.done }
+
+var errStopped = errors.New("task: worker stopped")
