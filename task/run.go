@@ -62,6 +62,10 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		msg.Ack()
 		return
 	}
+	if w.revoked.revoked(m.ID) {
+		w.end(opCtx, msg, m, &Status{State: Revoked, Retries: m.Retries, Error: &TaskError{Type: "revoked", Message: "revoked"}}, true)
+		return
+	}
 	h := w.handlers[m.Task] // read-only once started
 	if h == nil {
 		w.dead(opCtx, msg, queue, m, m.Retries, &TaskError{Type: "unknown_task", Message: fmt.Sprintf("no handler for task %q on worker %s", m.Task, w.cfg.Name)})
@@ -81,6 +85,10 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		if !w.cfg.AckEarly {
 			msg.Nak()
 		}
+		return
+	}
+	if errors.Is(err, ErrRevoked) {
+		w.end(opCtx, msg, m, &Status{State: Revoked, Retries: runs, Error: &TaskError{Type: "revoked", Message: "revoked while running"}}, true)
 		return
 	}
 	if err == nil {
@@ -185,8 +193,10 @@ func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message
 // call runs h with the task's time limits, keeping the task's visibility
 // extended while it runs.
 func (w *Worker) call(ctx context.Context, msg jetstream.Msg, h rawHandler, m *taskwire.Message, req *Request) (any, error) {
-	hctx, cancel := context.WithCancel(context.WithValue(ctx, requestKey{}, req))
-	defer cancel()
+	hctx, cancelCause := context.WithCancelCause(context.WithValue(ctx, requestKey{}, req))
+	defer cancelCause(nil)
+	defer w.revoked.track(req.ID, cancelCause)()
+	var cancel context.CancelFunc
 	if m.SoftLimit > 0 {
 		hctx, cancel = context.WithTimeout(hctx, m.SoftLimit)
 		defer cancel()
@@ -195,6 +205,15 @@ func (w *Worker) call(ctx context.Context, msg jetstream.Msg, h rawHandler, m *t
 		hb := startHeartbeat(msg, w.visibility[req.Queue]/3)
 		defer hb.stop()
 	}
+	v, err := w.callLimited(hctx, h, m, req)
+	if err != nil && errors.Is(context.Cause(hctx), ErrRevoked) {
+		return nil, ErrRevoked
+	}
+	return v, err
+}
+
+// callLimited runs h within the task's hard time limit.
+func (w *Worker) callLimited(hctx context.Context, h rawHandler, m *taskwire.Message, req *Request) (any, error) {
 	if m.HardLimit <= 0 {
 		return safeCall(hctx, h, req)
 	}

@@ -74,6 +74,7 @@ type Worker struct {
 	iters    []jetstream.MessagesContext
 
 	visibility map[string]time.Duration // per queue, from its consumer; set by Start
+	revoked    *revocations
 }
 
 type rawHandler func(ctx context.Context, req *Request) (any, error)
@@ -123,6 +124,7 @@ func NewWorker(conn *mortar.Conn, cfg *WorkerConfig) (*Worker, error) {
 	w := &Worker{
 		conn: conn, js: conn.JetStream(), cfg: c, retry: c.Retry.withDefaults(), log: log,
 		handlers: map[string]rawHandler{}, done: make(chan struct{}), visibility: map[string]time.Duration{},
+		revoked: newRevocations(),
 	}
 	w.results = resultWriter{js: w.js, worker: c.Name}
 	return w, nil
@@ -210,6 +212,12 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.iters = append(w.iters, it)
 		bufs = append(bufs, newPrefetch(w.cfg.Concurrency, w.visibility[q]/3))
 	}
+	var wgRevoked sync.WaitGroup
+	watcher, err := w.revoked.load(ctx, w.js, &wgRevoked)
+	if err != nil {
+		w.stopIters()
+		return fmt.Errorf("task: worker: revocations: %w", err)
+	}
 	w.state = 1
 	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
 	w.hard = hard
@@ -249,6 +257,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	go func() {
 		wg.Wait()
+		watcher.Stop()
+		wgRevoked.Wait()
 		hard(nil)
 		close(w.done)
 	}()

@@ -45,6 +45,16 @@ func (s *Store) openTasks(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if _, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      taskwire.RevokedBucket,
+		Description: "mortar revoked task IDs",
+		History:     1,
+		TTL:         taskwire.RevokedTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.replicas,
+	}); err != nil {
+		return err
+	}
 	_, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      taskwire.ResultBucket,
 		Description: "mortar task results, by task ID",

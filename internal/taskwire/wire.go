@@ -35,7 +35,23 @@ const (
 	// engine consumer.
 	ResultBucket = "mortar_results"
 	ResultPrefix = "mortar.task.result."
+	// RevokedBucket holds revoked task IDs (value: a Revocation) for
+	// RevokedTTL; every worker mirrors it.
+	RevokedBucket = "mortar_revoked"
 )
+
+// RevokedTTL is how long a revocation is remembered: a task revoked while
+// queued must meet it before this passes. Delayed tasks are removed from
+// the engine at once instead.
+const RevokedTTL = 24 * time.Hour
+
+// Revocation is the value of a RevokedBucket key.
+type Revocation struct {
+	// Terminate also ends the task if it is running (its handler's ctx is
+	// cancelled).
+	Terminate bool      `json:"terminate,omitempty"`
+	At        time.Time `json:"at"`
+}
 
 // Limits.
 const (

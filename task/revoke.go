@@ -1,0 +1,182 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/taskwire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// RevokeOpts are the options of Revoke. A nil *RevokeOpts means all
+// defaults.
+type RevokeOpts struct {
+	// Terminate also stops the task if it is running: its handler's ctx
+	// is cancelled, with ErrRevoked as the cause. Defaults to false: a
+	// running task runs to its end.
+	Terminate bool
+}
+
+// Revoke revokes task id, as Celery's revoke: a queued task never starts
+// (every worker learns of the revocation; it is remembered for 24 hours),
+// a delayed one is removed from the engine at once, and the task is
+// recorded as REVOKED unless it has already finished.
+func (c *Client) Revoke(ctx context.Context, id string, opts *RevokeOpts) error {
+	if err := taskwire.CheckID(id); err != nil {
+		return fmt.Errorf("task: revoke: %w", mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
+	}
+	var o RevokeOpts
+	if opts != nil {
+		o = *opts
+	}
+	if err := revoke(ctx, c.js, id, o.Terminate); err != nil {
+		return fmt.Errorf("task: revoke %s: %w", id, err)
+	}
+	return nil
+}
+
+func revoke(ctx context.Context, js jetstream.JetStream, id string, terminate bool) error {
+	kv, err := js.KeyValue(ctx, taskwire.RevokedBucket)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(taskwire.Revocation{Terminate: terminate, At: time.Now().UTC()})
+	if _, err := kv.Put(ctx, id, b); err != nil {
+		return err
+	}
+	s, err := js.Stream(ctx, taskwire.Stream)
+	if err != nil {
+		return err
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(taskwire.DelayPrefix+"*."+id)); err != nil {
+		return err
+	}
+	return markRevoked(ctx, js, id)
+}
+
+// markRevoked records id as REVOKED unless it has a final state.
+func markRevoked(ctx context.Context, js jetstream.JetStream, id string) error {
+	kv, err := js.KeyValue(ctx, taskwire.ResultBucket)
+	if err != nil {
+		return err
+	}
+	rec, _ := json.Marshal(&Status{ID: id, State: Revoked, DateDone: time.Now().UTC(),
+		Error: &TaskError{Type: "revoked", Message: "revoked"}})
+	for range 3 {
+		e, err := kv.Get(ctx, id)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = kv.Create(ctx, id, rec)
+		case err != nil:
+			return err
+		default:
+			if st, derr := decodeStatus(id, e.Value()); derr == nil && st.State.Final() {
+				return nil
+			}
+			_, err = kv.Update(ctx, id, rec, e.Revision())
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongLast(err) {
+			return err
+		}
+	}
+	return errors.New("result changed three times while marking it revoked")
+}
+
+func isWrongLast(err error) bool {
+	apiErr, ok := errors.AsType[*jetstream.APIError](err)
+	return ok && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// revocations mirrors the revoked bucket in a worker and stops the
+// running tasks a revocation terminates.
+type revocations struct {
+	mu      sync.Mutex
+	ids     map[string]time.Time // revoked IDs, when
+	running map[string]context.CancelCauseFunc
+}
+
+func newRevocations() *revocations {
+	return &revocations{ids: map[string]time.Time{}, running: map[string]context.CancelCauseFunc{}}
+}
+
+// load reads the current revocations, then follows new ones in a
+// goroutine owned by wg until the returned watcher is stopped.
+func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync.WaitGroup) (jetstream.KeyWatcher, error) {
+	kv, err := js.KeyValue(ctx, taskwire.RevokedBucket)
+	if err != nil {
+		return nil, err
+	}
+	watcher, err := kv.WatchAll(context.WithoutCancel(ctx), jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case e := <-watcher.Updates():
+			if e != nil {
+				r.add(e)
+				continue
+			}
+		case <-ctx.Done():
+			watcher.Stop()
+			return nil, ctx.Err()
+		}
+		break
+	}
+	wg.Go(func() {
+		for e := range watcher.Updates() {
+			if e != nil {
+				r.add(e)
+			}
+		}
+	})
+	return watcher, nil
+}
+
+func (r *revocations) add(e jetstream.KeyValueEntry) {
+	var rv taskwire.Revocation
+	json.Unmarshal(e.Value(), &rv) // a value that does not decode still revokes
+	at := e.Created()
+	r.mu.Lock()
+	r.ids[e.Key()] = at
+	if len(r.ids)%1024 == 0 {
+		for id, t := range r.ids {
+			if time.Since(t) > taskwire.RevokedTTL {
+				delete(r.ids, id)
+			}
+		}
+	}
+	cancel := r.running[e.Key()]
+	r.mu.Unlock()
+	if rv.Terminate && cancel != nil {
+		cancel(ErrRevoked)
+	}
+}
+
+func (r *revocations) revoked(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.ids[id]
+	return ok
+}
+
+// track lets a revocation with Terminate cancel the run of id until
+// untrack is called.
+func (r *revocations) track(id string, cancel context.CancelCauseFunc) (untrack func()) {
+	r.mu.Lock()
+	r.running[id] = cancel
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.running, id)
+		r.mu.Unlock()
+	}
+}
