@@ -108,15 +108,21 @@ func newRevocations() *revocations {
 }
 
 // load reads the current revocations, then follows new ones in a
-// goroutine owned by wg until the returned watcher is stopped.
-func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync.WaitGroup) (jetstream.KeyWatcher, error) {
+// goroutine owned by wg until stop is called.
+func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync.WaitGroup) (stop func(), err error) {
 	kv, err := js.KeyValue(ctx, taskwire.RevokedBucket)
 	if err != nil {
 		return nil, err
 	}
-	watcher, err := kv.WatchAll(context.WithoutCancel(ctx), jetstream.IgnoreDeletes())
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	watcher, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
 	if err != nil {
+		cancel()
 		return nil, err
+	}
+	stop = func() {
+		watcher.Stop()
+		cancel()
 	}
 	for {
 		select {
@@ -126,7 +132,7 @@ func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync
 				continue
 			}
 		case <-ctx.Done():
-			watcher.Stop()
+			stop()
 			return nil, ctx.Err()
 		}
 		break
@@ -138,7 +144,7 @@ func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync
 			}
 		}
 	})
-	return watcher, nil
+	return stop, nil
 }
 
 func (r *revocations) add(e jetstream.KeyValueEntry) {

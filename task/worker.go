@@ -213,7 +213,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		bufs = append(bufs, newPrefetch(w.cfg.Concurrency, w.visibility[q]/3))
 	}
 	var wgRevoked sync.WaitGroup
-	watcher, err := w.revoked.load(ctx, w.js, &wgRevoked)
+	stopRevoked, err := w.revoked.load(ctx, w.js, &wgRevoked)
 	if err != nil {
 		w.stopIters()
 		return fmt.Errorf("task: worker: revocations: %w", err)
@@ -257,7 +257,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	go func() {
 		wg.Wait()
-		watcher.Stop()
+		stopRevoked()
 		wgRevoked.Wait()
 		hard(nil)
 		close(w.done)
