@@ -26,6 +26,9 @@ type Config struct {
 	// Queue is where tasks go unless SendOpts names a queue. Defaults to
 	// QueueDefault.
 	Queue string
+	// Events sends a task-sent event for each task sent, for monitors.
+	// Defaults to false.
+	Events bool
 }
 
 // Client sends tasks and reads their results.
@@ -34,6 +37,7 @@ type Client struct {
 	js     jetstream.JetStream
 	queue  string
 	origin string
+	events bool
 
 	resultsMu sync.Mutex
 	results   jetstream.KeyValue // bound on first use
@@ -50,7 +54,7 @@ func New(conn *mortar.Conn, cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("task: new: %w", err)
 	}
 	host, _ := os.Hostname()
-	return &Client{conn: conn, js: conn.JetStream(), queue: q, origin: host + "@" + strconv.Itoa(os.Getpid())}, nil
+	return &Client{conn: conn, js: conn.JetStream(), queue: q, origin: host + "@" + strconv.Itoa(os.Getpid()), events: c.Events}, nil
 }
 
 // SendOpts are the options of one send. A nil *SendOpts means all
@@ -116,6 +120,9 @@ func (c *Client) Send(ctx context.Context, name string, args, kwargs json.RawMes
 	}
 	if err := publish(ctx, c.js, queue, m, m.ID); err != nil {
 		return nil, fmt.Errorf("task: send %s: %w", name, err)
+	}
+	if c.events {
+		emit(c.conn.NATS(), &Event{Type: EventTaskSent, Worker: c.origin, ID: m.ID, Task: name, Queue: queue})
 	}
 	return &AsyncResult{ID: m.ID, c: c}, nil
 }

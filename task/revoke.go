@@ -100,11 +100,17 @@ func isWrongLast(err error) bool {
 type revocations struct {
 	mu      sync.Mutex
 	ids     map[string]time.Time // revoked IDs, when
-	running map[string]context.CancelCauseFunc
+	running map[string]*runningTask
+}
+
+// runningTask is a task a worker runs.
+type runningTask struct {
+	info   TaskInfo
+	cancel context.CancelCauseFunc
 }
 
 func newRevocations() *revocations {
-	return &revocations{ids: map[string]time.Time{}, running: map[string]context.CancelCauseFunc{}}
+	return &revocations{ids: map[string]time.Time{}, running: map[string]*runningTask{}}
 }
 
 // load reads the current revocations, then follows new ones in a
@@ -160,10 +166,10 @@ func (r *revocations) add(e jetstream.KeyValueEntry) {
 			}
 		}
 	}
-	cancel := r.running[e.Key()]
+	rt := r.running[e.Key()]
 	r.mu.Unlock()
-	if rv.Terminate && cancel != nil {
-		cancel(ErrRevoked)
+	if rv.Terminate && rt != nil {
+		rt.cancel(ErrRevoked)
 	}
 }
 
@@ -174,15 +180,26 @@ func (r *revocations) revoked(id string) bool {
 	return ok
 }
 
-// track lets a revocation with Terminate cancel the run of id until
-// untrack is called.
-func (r *revocations) track(id string, cancel context.CancelCauseFunc) (untrack func()) {
+// track notes that t runs, for inspection and so that a revocation with
+// Terminate can cancel it, until untrack is called.
+func (r *revocations) track(t *runningTask) (untrack func()) {
 	r.mu.Lock()
-	r.running[id] = cancel
+	r.running[t.info.ID] = t
 	r.mu.Unlock()
 	return func() {
 		r.mu.Lock()
-		delete(r.running, id)
+		delete(r.running, t.info.ID)
 		r.mu.Unlock()
 	}
+}
+
+// active lists the running tasks.
+func (r *revocations) active() []TaskInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]TaskInfo, 0, len(r.running))
+	for _, t := range r.running {
+		out = append(out, t.info)
+	}
+	return out
 }

@@ -45,8 +45,10 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		w.dead(opCtx, msg, queue, nil, 0, &TaskError{Type: "malformed", Message: err.Error()})
 		return
 	}
+	w.event(EventTaskReceived, m, queue, Event{Retries: m.Retries})
 	now := time.Now()
 	if !m.Expires.IsZero() && now.After(m.Expires) {
+		w.event(EventTaskRevoked, m, queue, Event{Exception: "expired"})
 		w.end(opCtx, msg, m, &Status{State: Revoked, Retries: m.Retries,
 			Error: &TaskError{Type: "expired", Message: "expired at " + m.Expires.UTC().Format(time.RFC3339Nano) + " before it started"}}, true)
 		return
@@ -63,6 +65,7 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if w.revoked.revoked(m.ID) {
+		w.event(EventTaskRevoked, m, queue, Event{Exception: "revoked"})
 		w.end(opCtx, msg, m, &Status{State: Revoked, Retries: m.Retries, Error: &TaskError{Type: "revoked", Message: "revoked"}}, true)
 		return
 	}
@@ -79,6 +82,8 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 	if w.cfg.AckEarly {
 		msg.Ack()
 	}
+	w.event(EventTaskStarted, m, queue, Event{Retries: runs})
+	began := time.Now()
 	val, err := w.call(ctx, msg, h, m, req)
 	if err != nil && ctx.Err() != nil {
 		// The worker is stopping hard: the task goes back to its queue.
@@ -88,6 +93,7 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if errors.Is(err, ErrRevoked) {
+		w.event(EventTaskRevoked, m, queue, Event{Exception: "revoked while running"})
 		w.end(opCtx, msg, m, &Status{State: Revoked, Retries: runs, Error: &TaskError{Type: "revoked", Message: "revoked while running"}}, true)
 		return
 	}
@@ -96,6 +102,7 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		if st.Result, err = json.Marshal(val); err != nil {
 			st = &Status{State: Failure, Retries: runs, Error: &TaskError{Type: "error", Message: "encode result: " + err.Error()}}
 		}
+		w.event(EventTaskSucceeded, m, queue, Event{Retries: runs, Runtime: time.Since(began).Seconds()})
 		w.end(opCtx, msg, m, st, true)
 		return
 	}
@@ -130,6 +137,7 @@ func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, queue string, m 
 	if delay < 0 {
 		delay = backoff(runs, lo, hi)
 	}
+	w.event(EventTaskRetried, m, queue, Event{Retries: runs, Exception: te.Message})
 	if delay < nakMax && !w.cfg.AckEarly {
 		// A short wait: the engine redelivers this very message, whose
 		// delivery count carries the retry.
@@ -169,6 +177,7 @@ func (w *Worker) dead(ctx context.Context, msg jetstream.Msg, queue string, m *t
 		return
 	}
 	w.log.Warn("task dead", "queue", queue, "reason", te.Type, "err", te.Message)
+	w.event(EventTaskFailed, m, queue, Event{Retries: runs, Exception: te.Type + ": " + te.Message})
 	if m == nil {
 		msg.Ack()
 		return
@@ -179,6 +188,7 @@ func (w *Worker) dead(ctx context.Context, msg jetstream.Msg, queue string, m *t
 // end records st (unless the task ignores results) and, if ack,
 // acknowledges the task.
 func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message, st *Status, ack bool) {
+	w.processed.Add(1)
 	if !m.IgnoreResult {
 		st.ID, st.Task = m.ID, m.Task
 		if err := w.results.put(ctx, st); err != nil {
@@ -195,7 +205,7 @@ func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message
 func (w *Worker) call(ctx context.Context, msg jetstream.Msg, h rawHandler, m *taskwire.Message, req *Request) (any, error) {
 	hctx, cancelCause := context.WithCancelCause(context.WithValue(ctx, requestKey{}, req))
 	defer cancelCause(nil)
-	defer w.revoked.track(req.ID, cancelCause)()
+	defer w.revoked.track(&runningTask{info: TaskInfo{ID: req.ID, Task: req.Task, Queue: req.Queue, Started: time.Now().UTC()}, cancel: cancelCause})()
 	var cancel context.CancelFunc
 	if m.SoftLimit > 0 {
 		hctx, cancel = context.WithTimeout(hctx, m.SoftLimit)

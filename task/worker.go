@@ -10,10 +10,12 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/taskwire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -51,6 +53,10 @@ type WorkerConfig struct {
 	// (Celery's acks_late=False): a task whose worker dies mid-run is
 	// then lost rather than run again. Defaults to false: at least once.
 	AckEarly bool
+	// Events sends task events (task-received, task-started, …) for
+	// monitors, as Celery's -E. Worker heartbeats are sent regardless.
+	// Defaults to false.
+	Events bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +81,7 @@ type Worker struct {
 
 	visibility map[string]time.Duration // per queue, from its consumer; set by Start
 	revoked    *revocations
+	processed  atomic.Int64
 }
 
 type rawHandler func(ctx context.Context, req *Request) (any, error)
@@ -255,8 +262,21 @@ func (w *Worker) Start(ctx context.Context) error {
 			}
 		})
 	}
+	nc := w.conn.NATS()
+	inspectSub, err := nc.Subscribe(taskwire.InspectSubject, func(m *nats.Msg) {
+		b, _ := json.Marshal(w.inspect(bufs))
+		m.Respond(b)
+	})
+	if err != nil {
+		w.log.Warn("task worker cannot answer inspections", "err", err)
+	}
+	wg.Go(func() { w.heartbeats(fetchCtx) })
 	go func() {
 		wg.Wait()
+		if inspectSub != nil {
+			inspectSub.Unsubscribe()
+		}
+		emit(nc, w.workerEvent(EventWorkerOffline))
 		stopRevoked()
 		wgRevoked.Wait()
 		hard(nil)
@@ -270,6 +290,40 @@ func (w *Worker) stopIters() {
 		it.Stop()
 	}
 	w.iters = nil
+}
+
+// heartbeats sends worker-online, then worker-heartbeat every
+// HeartbeatInterval until ctx ends.
+func (w *Worker) heartbeats(ctx context.Context) {
+	nc := w.conn.NATS()
+	emit(nc, w.workerEvent(EventWorkerOnline))
+	t := time.NewTicker(HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			emit(nc, w.workerEvent(EventWorkerHeartbeat))
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (w *Worker) workerEvent(typ string) *Event {
+	return &Event{Type: typ, Worker: w.cfg.Name, Queues: w.cfg.Queues, Concurrency: w.cfg.Concurrency,
+		Active: len(w.revoked.active()), Processed: w.processed.Load(), Freq: HeartbeatInterval.Seconds()}
+}
+
+// event sends a task event, if the worker sends them.
+func (w *Worker) event(typ string, m *taskwire.Message, queue string, e Event) {
+	if !w.cfg.Events {
+		return
+	}
+	e.Type, e.Worker, e.Queue = typ, w.cfg.Name, queue
+	if m != nil {
+		e.ID, e.Task = m.ID, m.Task
+	}
+	emit(w.conn.NATS(), &e)
 }
 
 // Stop stops taking tasks, waits for the running ones to finish and

@@ -38,6 +38,13 @@ const (
 	// RevokedBucket holds revoked task IDs (value: a Revocation) for
 	// RevokedTTL; every worker mirrors it.
 	RevokedBucket = "mortar_revoked"
+	// EventPrefix+type carries events on core NATS: task events (types
+	// as Celery's: task-sent, task-received, …) when enabled, and worker
+	// heartbeats (worker-online, worker-heartbeat, worker-offline).
+	EventPrefix = "mortar.task.ev."
+	// InspectSubject is a request to every worker for what it runs and
+	// holds; each answers with an Inspection.
+	InspectSubject = "mortar.task.control.inspect"
 )
 
 // RevokedTTL is how long a revocation is remembered: a task revoked while
