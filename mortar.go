@@ -120,6 +120,22 @@ func Dial(ctx context.Context, urls string, opts *Options) (*Conn, error) {
 	}
 }
 
+// NewConn wraps nc, a NATS connection to a node made elsewhere (with
+// options mortar does not wrap, or inside a node), in a Conn. Closing the
+// Conn closes nc.
+func NewConn(nc *nats.Conn, opts *Options) (*Conn, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("mortar: new conn: %w", err)
+	}
+	log := cmp.Or(o.Logger, slog.Default()).With("component", "mortar.conn")
+	return &Conn{nc: nc, js: js, log: log, attempt: cmp.Or(o.AttemptTimeout, AttemptTimeoutDefault)}, nil
+}
+
 // NATS returns the underlying NATS connection, for subscriptions and for
 // anything the SDK does not wrap.
 func (c *Conn) NATS() *nats.Conn { return c.nc }

@@ -120,6 +120,9 @@ func (r *AsyncResult) Wait(ctx context.Context) (*Status, error) {
 	for !s.State.Final() {
 		select {
 		case m := <-ch:
+			if m.Header.Get("KV-Operation") != "" {
+				continue // deleted (a dead letter sent back) or expired: still waiting
+			}
 			if s, err = decodeStatus(r.ID, m.Data); err != nil {
 				return nil, err
 			}

@@ -128,7 +128,7 @@ func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, queue string, m 
 		lo, hi = max(m.BackoffMin, time.Millisecond), max(m.BackoffMax, m.BackoffMin)
 	}
 	if !retryable || runs >= limit {
-		if retryable {
+		if retryable && runs > 0 {
 			te.Message = fmt.Sprintf("%s (after %d retries)", te.Message, runs)
 		}
 		w.dead(ctx, msg, queue, m, runs, te)

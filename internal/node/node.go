@@ -26,6 +26,8 @@ import (
 	"github.com/mortarhq/mortar/internal/natslog"
 	"github.com/mortarhq/mortar/internal/registryserver"
 	"github.com/mortarhq/mortar/internal/store"
+	"github.com/mortarhq/mortar/internal/taskserver"
+	"github.com/mortarhq/mortar/task"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -237,7 +239,19 @@ func (n *Node) parts(st *store.Store, nc *nats.Conn) ([]part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: config: %w", err)
 	}
-	return []part{reg, cfg}, nil
+	conn, err := mortar.NewConn(nc, &mortar.Options{Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("node: task: %w", err)
+	}
+	client, err := task.New(conn, nil)
+	if err != nil {
+		return nil, fmt.Errorf("node: task: %w", err)
+	}
+	tasks, err := taskserver.New(taskserver.Config{Store: st, Conn: nc, Client: client, Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("node: task: %w", err)
+	}
+	return []part{reg, cfg, tasks}, nil
 }
 
 // fail stops what started and returns err.
