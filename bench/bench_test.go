@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 func TestMain(m *testing.M) {
 	// The driver runs its servers by re-executing its own binary, which in
 	// tests is this test binary.
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "serve-node") {
 		os.Exit(runMain())
 	}
 	goleak.VerifyTestMain(m)
@@ -33,11 +34,30 @@ var shortArgs = []string{
 // unless the command exits with code want.
 func runDriver(t *testing.T, want int, args ...string) (stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
+	var out bytes.Buffer
+	var errOut lockedBuffer // server processes' stderr is copied in by exec's goroutines
 	if code := run(t.Context(), args, nil, &out, &errOut); code != want {
 		t.Fatalf("bench %s: exit code %d, want %d; stderr:\n%s", strings.Join(args, " "), code, want, errOut.String())
 	}
 	return out.String(), errOut.String()
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestHarnessShort(t *testing.T) {

@@ -18,6 +18,13 @@
 //
 // A system is added by a file that calls register from init; see
 // netrpc.go and grpc.go.
+//
+// Subcommands compare other parts: "config" (kv.go), "registry"
+// (registry.go) and "tasks", task queues on no-op tasks (tasks.go):
+//
+//	go run ./bench tasks [-systems asynq,celery,jetstream] [-tasks 100000]
+//	    [-results both|off|on] [-samples 300] [-rounds 3] [-short]
+//	    [-o markdown|json]
 package main
 
 import (
@@ -51,6 +58,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 			return configMain(ctx, args[1:], stdout, stderr)
 		case "registry":
 			return registryMain(ctx, args[1:], stdout, stderr)
+		case "tasks":
+			return tasksMain(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return driveMain(ctx, args, stdout, stderr)

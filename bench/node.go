@@ -93,11 +93,21 @@ func serveNodeMain(ctx context.Context, args []string, stdin *os.File, stdout, s
 	return 0
 }
 
+// startNode starts a mortar node process ("bench serve-node") with its
+// data in dir and durability "always" or "interval", and waits until it
+// serves. Its addr is the node's NATS URL (nats://127.0.0.1:PORT) and
+// p.cmd.Process.Pid its PID. The process is killed if ctx ends or after
+// timeout; the caller calls p.stop, or p.kill on an error path (a no-op
+// after stop).
+func startNode(ctx context.Context, dir, durability string, timeout time.Duration, stderr io.Writer) (*serverProc, error) {
+	return startSelf(ctx, "mortar", timeout, stderr, "serve-node", "-data-dir", dir, "-durability", durability)
+}
+
 // startNodeKV starts "bench serve-node" and connects a client made by
 // newClient.
 func startNodeKV(ctx context.Context, dir, durability string, stderr io.Writer,
 	newClient func(ctx context.Context, c *mortar.Conn) (kvClient, error)) (*kvServer, error) {
-	p, err := startSelf(ctx, "mortar", 10*time.Minute, stderr, "serve-node", "-data-dir", dir, "-durability", durability)
+	p, err := startNode(ctx, dir, durability, 10*time.Minute, stderr)
 	if err != nil {
 		return nil, err
 	}

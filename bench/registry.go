@@ -300,7 +300,7 @@ func registerAll(ctx context.Context, n int, register func(ctx context.Context, 
 }
 
 func startMortarRegistry(ctx context.Context, dir string, o *regOptions, stderr io.Writer) (*regServer, error) {
-	p, err := startSelf(ctx, "mortar", time.Hour, stderr, "serve-node", "-data-dir", dir, "-durability", "always")
+	p, err := startNode(ctx, dir, "always", time.Hour, stderr)
 	if err != nil {
 		return nil, err
 	}
