@@ -45,7 +45,14 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		w.dead(opCtx, msg, queue, nil, 0, &TaskError{Type: "malformed", Message: err.Error()})
 		return
 	}
+	if m.ID == "" { // one run of a schedule
+		m.ID = m.Schedule + "-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+		m.RootID = m.ID
+	}
 	w.event(EventTaskReceived, m, queue, Event{Retries: m.Retries})
+	if m.ExpiresIn > 0 && m.Expires.IsZero() {
+		m.Expires = meta.Timestamp.Add(m.ExpiresIn)
+	}
 	now := time.Now()
 	if !m.Expires.IsZero() && now.After(m.Expires) {
 		w.event(EventTaskRevoked, m, queue, Event{Exception: "expired"})

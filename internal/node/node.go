@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	_ "time/tzdata" // schedules in any time zone, on any base image
 
 	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/api"

@@ -22,8 +22,8 @@ const ResultTTLDefault = 24 * time.Hour
 func (s *Store) openTasks(ctx context.Context) error {
 	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:               taskwire.Stream,
-		Description:        "mortar task queues: queued and delayed tasks",
-		Subjects:           []string{taskwire.QueuePrefix + "*", taskwire.DelayPrefix + "*.*"},
+		Description:        "mortar task queues: queued and delayed tasks, schedules",
+		Subjects:           []string{taskwire.QueuePrefix + "*", taskwire.DelayPrefix + "*.*", taskwire.SchedulePrefix + "*"},
 		Retention:          jetstream.WorkQueuePolicy,
 		Storage:            jetstream.FileStorage,
 		Replicas:           s.replicas,

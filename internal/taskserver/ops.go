@@ -33,6 +33,9 @@ func (s *Server) Register(mux *api.Mux) {
 	mux.Handle("task.dead.discard", api.Typed(s.deadDiscard))
 	mux.Handle("task.workers", api.Typed(s.workersOp))
 	mux.Handle("task.inspect", api.Typed(s.inspect))
+	mux.Handle("task.schedule.add", api.Typed(s.addSchedule))
+	mux.Handle("task.schedule.list", api.Typed(s.listSchedules))
+	mux.Handle("task.schedule.remove", api.Typed(s.removeSchedule))
 }
 
 // sendRequest is task.send: a task from the HTTP API or another language.

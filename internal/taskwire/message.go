@@ -39,6 +39,16 @@ const (
 	// HdrBackoff "min,max" in seconds: the bounds of the exponential
 	// backoff between retries; absent means the worker's policy.
 	HdrBackoff = "mortar-backoff"
+	// HdrSchedule names the schedule that sent the task; such a task
+	// has no id header (one message fires many times): the worker names
+	// each run <schedule>-<stream sequence>.
+	HdrSchedule = "mortar-schedule"
+	// HdrExpiresIn (seconds) bounds how long after it was queued a
+	// task may start: a schedule's runs use it, as each has its own time.
+	HdrExpiresIn = "mortar-expires-in"
+	// HdrScheduleDef holds a schedule's definition (JSON) on its
+	// message, for listing.
+	HdrScheduleDef = "mortar-schedule-def"
 	// HdrReason says why a dead letter died (a TaskError type), and
 	// HdrError how.
 	HdrReason = "mortar-reason"
@@ -60,10 +70,12 @@ type Message struct {
 	Group    string // the group this task belongs to, if any
 	Lang     string // the sender's language ("go" from the SDK)
 	Origin   string // the sender, host and process
+	Schedule string // the schedule that sent it, if any
 	Retries  int    // runs before this one that ended in a retry
 
-	ETA     time.Time // not before; zero means now
-	Expires time.Time // never started after; zero means never
+	ETA       time.Time     // not before; zero means now
+	Expires   time.Time     // never started after; zero means never
+	ExpiresIn time.Duration // never started this long after it was queued; 0 means never
 
 	SoftLimit time.Duration // the handler's ctx ends; 0 means none
 	HardLimit time.Duration // the worker abandons the run; 0 means none
@@ -125,6 +137,7 @@ func (m *Message) NewMsg(subject string) *nats.Msg {
 	set(HdrParentID, m.ParentID)
 	set(HdrGroup, m.Group)
 	set(HdrOrigin, m.Origin)
+	set(HdrSchedule, m.Schedule)
 	set(HdrArgsRepr, m.ArgsRepr)
 	set(HdrKwargsRepr, m.KwargsRepr)
 	if m.Retries > 0 {
@@ -141,6 +154,9 @@ func (m *Message) NewMsg(subject string) *nats.Msg {
 	}
 	if m.IgnoreResult {
 		set(HdrIgnoreResult, "1")
+	}
+	if m.ExpiresIn > 0 {
+		set(HdrExpiresIn, seconds(m.ExpiresIn))
 	}
 	if m.MaxRetries >= 0 {
 		set(HdrMaxRetries, strconv.Itoa(m.MaxRetries))
@@ -214,6 +230,8 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 			m.Lang = v
 		case HdrOrigin:
 			m.Origin = v
+		case HdrSchedule:
+			m.Schedule, err = v, CheckQueue(v)
 		case HdrArgsRepr:
 			m.ArgsRepr = v
 		case HdrKwargsRepr:
@@ -228,6 +246,8 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 			m.SoftLimit, m.HardLimit, err = pair(v)
 		case HdrIgnoreResult:
 			m.IgnoreResult = v == "1" || strings.EqualFold(v, "true")
+		case HdrExpiresIn:
+			m.ExpiresIn, err = secs(v)
 		case HdrMaxRetries:
 			m.MaxRetries, err = count(v)
 		case HdrBackoff:
@@ -251,7 +271,7 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 	if m.Task == "" {
 		return bad("header "+HdrTask, errors.New("missing"))
 	}
-	if m.ID == "" {
+	if m.ID == "" && m.Schedule == "" {
 		return bad("header "+HdrID, errors.New("missing"))
 	}
 	if err := m.decodeBody(data); err != nil {

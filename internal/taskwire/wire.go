@@ -27,6 +27,9 @@ const (
 	// DelayPrefix+queue+"."+id holds a task until its ETA; the engine
 	// moves it to its queue then (a message schedule).
 	DelayPrefix = "mortar.task.d."
+	// SchedulePrefix+name holds a schedule (Celery beat's entry): the
+	// engine sends a copy of it to its queue each time it fires.
+	SchedulePrefix = "mortar.task.s."
 	// DeadStream holds dead letters on DeadPrefix+queue.
 	DeadStream = "MORTAR_DEAD"
 	DeadPrefix = "mortar.task.dead."
