@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -39,8 +41,23 @@ type Client struct {
 	origin string
 	events bool
 
-	resultsMu sync.Mutex
+	bucketsMu sync.Mutex
 	results   jetstream.KeyValue // bound on first use
+	unique    jetstream.KeyValue
+}
+
+// bucket returns the bucket name, binding *kv on first use.
+func (c *Client) bucket(ctx context.Context, kv *jetstream.KeyValue, name string) (jetstream.KeyValue, error) {
+	c.bucketsMu.Lock()
+	defer c.bucketsMu.Unlock()
+	if *kv == nil {
+		b, err := c.js.KeyValue(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		*kv = b
+	}
+	return *kv, nil
 }
 
 // New returns a Client on conn.
@@ -86,12 +103,58 @@ type SendOpts struct {
 	IgnoreResult bool
 	// Headers travel with the task and reach the handler.
 	Headers map[string]string
+	// UniqueFor makes the send a no-op, failing with a *DuplicateError,
+	// while a task with the same unique key was sent within this window
+	// (whole seconds, at least one). Defaults to none.
+	UniqueFor time.Duration
+	// UniqueKey is the unique key. Defaults to the task's name, queue and
+	// arguments.
+	UniqueKey string
+}
+
+// ErrDuplicate is wrapped by the error of a send that UniqueFor
+// suppressed.
+var ErrDuplicate = errors.New("task: duplicate")
+
+// DuplicateError says which task a suppressed send duplicates.
+type DuplicateError struct {
+	ID string // the task sent first, within the window
+}
+
+func (e *DuplicateError) Error() string { return "task: duplicate of task " + e.ID }
+
+// Is makes a DuplicateError match ErrDuplicate and mortar's
+// already_exists.
+func (e *DuplicateError) Is(target error) bool {
+	return target == ErrDuplicate || target == error(&mortar.Error{Code: mortar.CodeAlreadyExists})
 }
 
 // Send queues the task name with raw JSON arguments: args a JSON array
 // (nil means []), kwargs a JSON object (nil means {}). It returns once the
 // engine has stored the task.
 func (c *Client) Send(ctx context.Context, name string, args, kwargs json.RawMessage, opts *SendOpts) (*AsyncResult, error) {
+	m, queue, o, err := c.prepare(name, args, kwargs, opts)
+	if err != nil {
+		return nil, err
+	}
+	undo := func() {}
+	if o.UniqueFor > 0 {
+		if undo, err = c.claimUnique(ctx, queue, m, o); err != nil {
+			return nil, fmt.Errorf("task: send %s: %w", name, err)
+		}
+	}
+	if err := publish(ctx, c.js, queue, m, m.ID); err != nil {
+		undo()
+		return nil, fmt.Errorf("task: send %s: %w", name, err)
+	}
+	if c.events {
+		emit(c.conn.NATS(), &Event{Type: EventTaskSent, Worker: c.origin, ID: m.ID, Task: name, Queue: queue})
+	}
+	return &AsyncResult{ID: m.ID, c: c}, nil
+}
+
+// prepare checks a send and lays out its message.
+func (c *Client) prepare(name string, args, kwargs json.RawMessage, opts *SendOpts) (*taskwire.Message, string, *SendOpts, error) {
 	var o SendOpts
 	if opts != nil {
 		o = *opts
@@ -116,15 +179,43 @@ func (c *Client) Send(ctx context.Context, name string, args, kwargs json.RawMes
 	m.RootID = m.ID
 	queue := cmp.Or(o.Queue, c.queue)
 	if err := check(queue, m); err != nil {
-		return nil, fmt.Errorf("task: send %s: %w", name, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
+		return nil, "", nil, fmt.Errorf("task: send %s: %w", name, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
 	}
-	if err := publish(ctx, c.js, queue, m, m.ID); err != nil {
-		return nil, fmt.Errorf("task: send %s: %w", name, err)
+	if o.UniqueFor < 0 {
+		return nil, "", nil, fmt.Errorf("task: send %s: %w", name, mortar.Errorf(mortar.CodeInvalidArgument, "unique window %v: negative", o.UniqueFor))
 	}
-	if c.events {
-		emit(c.conn.NATS(), &Event{Type: EventTaskSent, Worker: c.origin, ID: m.ID, Task: name, Queue: queue})
+	return m, queue, &o, nil
+}
+
+// claimUnique takes the send's unique key for its window, or fails with
+// a *DuplicateError. undo gives the key back, for a send that failed, so
+// that it does not block the next.
+func (c *Client) claimUnique(ctx context.Context, queue string, m *taskwire.Message, o *SendOpts) (undo func(), err error) {
+	kv, err := c.bucket(ctx, &c.unique, taskwire.UniqueBucket)
+	if err != nil {
+		return nil, err
 	}
-	return &AsyncResult{ID: m.ID, c: c}, nil
+	h := sha256.New()
+	h.Write([]byte(queue + "\x00"))
+	if o.UniqueKey != "" {
+		h.Write([]byte("key\x00" + o.UniqueKey))
+	} else {
+		h.Write([]byte(m.Task + "\x00"))
+		h.Write(m.AppendBody(nil))
+	}
+	key := hex.EncodeToString(h.Sum(nil))
+	window := (o.UniqueFor + time.Second - 1).Truncate(time.Second)
+	rev, err := kv.Create(ctx, key, []byte(m.ID), jetstream.KeyTTL(window))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		if e, gerr := kv.Get(ctx, key); gerr == nil {
+			return nil, &DuplicateError{ID: string(e.Value())}
+		}
+		return nil, &DuplicateError{}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func() { kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev)) }, nil
 }
 
 func check(queue string, m *taskwire.Message) error {
@@ -154,6 +245,16 @@ func check(queue string, m *taskwire.Message) error {
 // publish stores m on queue, or on its delay subject until its ETA.
 // msgID de-duplicates a repeated publish.
 func publish(ctx context.Context, js jetstream.JetStream, queue string, m *taskwire.Message, msgID string) error {
+	msg, err := layout(queue, m, msgID)
+	if err != nil {
+		return err
+	}
+	_, err = js.PublishMsg(ctx, msg)
+	return err
+}
+
+// layout is the engine message of m on queue (see publish).
+func layout(queue string, m *taskwire.Message, msgID string) (*nats.Msg, error) {
 	var msg *nats.Msg
 	if !m.ETA.IsZero() && time.Until(m.ETA) > 0 {
 		msg = m.NewMsg(taskwire.DelaySubject(queue, m.ID))
@@ -163,11 +264,10 @@ func publish(ctx context.Context, js jetstream.JetStream, queue string, m *taskw
 		msg = m.NewMsg(taskwire.QueueSubject(queue))
 	}
 	if len(msg.Data)+headerBytes(msg.Header) > taskwire.MaxMessageBytes {
-		return mortar.Errorf(mortar.CodeTooLarge, "task message over %d bytes", taskwire.MaxMessageBytes)
+		return nil, mortar.Errorf(mortar.CodeTooLarge, "task message over %d bytes", taskwire.MaxMessageBytes)
 	}
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
-	_, err := js.PublishMsg(ctx, msg)
-	return err
+	return msg, nil
 }
 
 func headerBytes(h nats.Header) int {

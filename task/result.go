@@ -35,8 +35,9 @@ type Status struct {
 	ID       string          `json:"task_id"`
 	Task     string          `json:"task"`
 	State    State           `json:"status"`
-	Result   json.RawMessage `json:"result,omitempty"` // the handler's result, as JSON
-	Error    *TaskError      `json:"error,omitempty"`  // FAILURE and REVOKED: why
+	Result   json.RawMessage `json:"result,omitempty"`   // the handler's result, as JSON
+	Progress json.RawMessage `json:"progress,omitempty"` // STARTED: the last progress the handler reported
+	Error    *TaskError      `json:"error,omitempty"`    // FAILURE and REVOKED: why
 	Retries  int             `json:"retries"`
 	Worker   string          `json:"worker,omitempty"`
 	DateDone time.Time       `json:"date_done,omitzero"`
@@ -64,16 +65,7 @@ type AsyncResult struct {
 func (c *Client) Result(id string) *AsyncResult { return &AsyncResult{ID: id, c: c} }
 
 func (c *Client) resultBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	c.resultsMu.Lock()
-	defer c.resultsMu.Unlock()
-	if c.results == nil {
-		kv, err := c.js.KeyValue(ctx, taskwire.ResultBucket)
-		if err != nil {
-			return nil, err
-		}
-		c.results = kv
-	}
-	return c.results, nil
+	return c.bucket(ctx, &c.results, taskwire.ResultBucket)
 }
 
 // Status returns the task's stored status; PENDING when none is stored.
@@ -104,6 +96,13 @@ func decodeStatus(id string, b []byte) (*Status, error) {
 // It subscribes to the result's notice before reading it, so it never
 // polls and never misses a result stored in between.
 func (r *AsyncResult) Wait(ctx context.Context) (*Status, error) {
+	return r.WaitFor(ctx, func(s *Status) bool { return s.State.Final() })
+}
+
+// WaitFor waits until the task's status satisfies done (checked on the
+// current status and on every change, such as a progress report) and
+// returns that status.
+func (r *AsyncResult) WaitFor(ctx context.Context, done func(*Status) bool) (*Status, error) {
 	if err := taskwire.CheckID(r.ID); err != nil {
 		return nil, fmt.Errorf("task: result: %w", mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
 	}
@@ -117,7 +116,7 @@ func (r *AsyncResult) Wait(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	for !s.State.Final() {
+	for !done(s) {
 		select {
 		case m := <-ch:
 			if m.Header.Get("KV-Operation") != "" {

@@ -84,7 +84,12 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 	runs := m.Retries + int(meta.NumDelivered) - 1
 	req := &Request{
 		ID: m.ID, Task: m.Task, Queue: queue, RootID: m.RootID, ParentID: m.ParentID, Group: m.Group,
-		Retries: runs, Args: m.Args, Kwargs: m.Kwargs, Headers: m.Headers,
+		Retries: runs, Args: m.Args, Kwargs: m.Kwargs, Headers: m.Headers, w: w, m: m,
+	}
+	if w.cfg.TrackStarted && !m.IgnoreResult {
+		if err := w.results.put(opCtx, &Status{ID: m.ID, Task: m.Task, State: Started, Retries: runs}); err != nil {
+			w.log.Warn("task state not stored", "task", m.Task, "id", m.ID, "state", Started, "err", err)
+		}
 	}
 	if w.cfg.AckEarly {
 		msg.Ack()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/taskwire"
 )
 
@@ -89,4 +90,28 @@ func decodeArgs(args, kwargs json.RawMessage, into any) error {
 
 func isEmpty(raw json.RawMessage, empty string) bool {
 	return string(bytes.Join(bytes.Fields(raw), nil)) == empty
+}
+
+// DelayMany sends the task once per element of args, with the same
+// options, as Client.SendMany does.
+func (t Task[A, R]) DelayMany(ctx context.Context, c *Client, args []A, opts *SendOpts) ([]*Result[R], error) {
+	if opts != nil && opts.ID != "" {
+		return nil, fmt.Errorf("task: send %s: %w", t.Name, mortar.Errorf(mortar.CodeInvalidArgument, "one ID for many tasks"))
+	}
+	calls := make([]Call, len(args))
+	for i, a := range args {
+		pos, kw, err := encodeArgs(a)
+		if err != nil {
+			return nil, fmt.Errorf("task: send %s: call %d: %w", t.Name, i, err)
+		}
+		calls[i] = Call{Task: t.Name, Args: pos, Kwargs: kw, Opts: opts}
+	}
+	rs, err := c.SendMany(ctx, calls)
+	out := make([]*Result[R], len(rs))
+	for i, r := range rs {
+		if r != nil {
+			out[i] = &Result[R]{AsyncResult: r}
+		}
+	}
+	return out, err
 }

@@ -53,6 +53,10 @@ type WorkerConfig struct {
 	// (Celery's acks_late=False): a task whose worker dies mid-run is
 	// then lost rather than run again. Defaults to false: at least once.
 	AckEarly bool
+	// TrackStarted records STARTED when a task starts, as Celery's
+	// task_track_started; otherwise a task is PENDING until it ends.
+	// Defaults to false.
+	TrackStarted bool
 	// Events sends task events (task-received, task-started, …) for
 	// monitors, as Celery's -E. Worker heartbeats are sent regardless.
 	// Defaults to false.
@@ -147,6 +151,32 @@ type Request struct {
 	Args    json.RawMessage // a JSON array
 	Kwargs  json.RawMessage // a JSON object
 	Headers map[string]string
+
+	w *Worker
+	m *taskwire.Message
+}
+
+// Progress records v, encoded as JSON, as the progress of the task that
+// ctx's handler runs: its status becomes STARTED with Progress v, for
+// Status and Monitor readers. It fails outside a handler and for a task
+// that ignores its result.
+func Progress(ctx context.Context, v any) error {
+	r := RequestFrom(ctx)
+	if r == nil || r.w == nil {
+		return errors.New("task: progress: not inside a task handler")
+	}
+	if r.m.IgnoreResult {
+		return errors.New("task: progress: the task ignores its result")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("task: progress: %w", err)
+	}
+	st := &Status{ID: r.ID, Task: r.Task, State: Started, Retries: r.Retries, Progress: b}
+	if err := r.w.results.put(ctx, st); err != nil {
+		return fmt.Errorf("task: progress: %w", err)
+	}
+	return nil
 }
 
 type requestKey struct{}

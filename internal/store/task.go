@@ -55,6 +55,16 @@ func (s *Store) openTasks(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if _, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         taskwire.UniqueBucket,
+		Description:    "mortar unique task keys, each for its window",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       s.replicas,
+		LimitMarkerTTL: time.Second,
+	}); err != nil {
+		return err
+	}
 	_, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      taskwire.ResultBucket,
 		Description: "mortar task results, by task ID",

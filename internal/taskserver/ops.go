@@ -53,6 +53,8 @@ type sendRequest struct {
 	SoftTimeLimit string            `json:"soft_time_limit,omitempty"`
 	IgnoreResult  bool              `json:"ignore_result,omitempty"`
 	Headers       map[string]string `json:"headers,omitempty"`
+	UniqueFor     string            `json:"unique_for,omitempty"` // a Go duration
+	UniqueKey     string            `json:"unique_key,omitempty"`
 }
 
 type sendResponse struct {
@@ -61,7 +63,7 @@ type sendResponse struct {
 
 func (s *Server) send(ctx context.Context, reqID string, r *sendRequest) (any, error) {
 	opts := &task.SendOpts{Queue: r.Queue, ID: r.ID, ETA: r.ETA, Expires: r.Expires, MaxRetries: r.MaxRetries,
-		IgnoreResult: r.IgnoreResult, Headers: r.Headers}
+		IgnoreResult: r.IgnoreResult, Headers: r.Headers, UniqueKey: r.UniqueKey}
 	if opts.ID == "" && taskwire.CheckID(reqID) == nil {
 		opts.ID = reqID // a retried request sends the task once
 	}
@@ -69,7 +71,7 @@ func (s *Server) send(ctx context.Context, reqID string, r *sendRequest) (any, e
 		name string
 		s    string
 		into *time.Duration
-	}{{"countdown", r.Countdown, &opts.Countdown}, {"time_limit", r.TimeLimit, &opts.TimeLimit}, {"soft_time_limit", r.SoftTimeLimit, &opts.SoftTimeLimit}} {
+	}{{"countdown", r.Countdown, &opts.Countdown}, {"time_limit", r.TimeLimit, &opts.TimeLimit}, {"soft_time_limit", r.SoftTimeLimit, &opts.SoftTimeLimit}, {"unique_for", r.UniqueFor, &opts.UniqueFor}} {
 		if d.s == "" {
 			continue
 		}
@@ -80,6 +82,9 @@ func (s *Server) send(ctx context.Context, reqID string, r *sendRequest) (any, e
 		*d.into = v
 	}
 	res, err := s.client.Send(ctx, r.Task, r.Args, r.Kwargs, opts)
+	if dup, ok := errors.AsType[*task.DuplicateError](err); ok {
+		return nil, mortar.Errorf(mortar.CodeAlreadyExists, "duplicate of task %s", dup.ID)
+	}
 	if err != nil {
 		return nil, engineErr(err)
 	}

@@ -41,6 +41,9 @@ const (
 	// RevokedBucket holds revoked task IDs (value: a Revocation) for
 	// RevokedTTL; every worker mirrors it.
 	RevokedBucket = "mortar_revoked"
+	// UniqueBucket holds the unique keys of recent sends, each with the
+	// TTL of its window (value: the task ID).
+	UniqueBucket = "mortar_unique"
 	// EventPrefix+type carries events on core NATS: task events (types
 	// as Celery's: task-sent, task-received, …) when enabled, and worker
 	// heartbeats (worker-online, worker-heartbeat, worker-offline).
