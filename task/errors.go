@@ -10,8 +10,20 @@ import (
 // once. Wrap an error with SkipRetry, or with %w next to ErrSkipRetry.
 var ErrSkipRetry = errors.New("task: skip retry")
 
-// SkipRetry returns err marked so that the task is not retried.
-func SkipRetry(err error) error { return errors.Join(err, ErrSkipRetry) }
+// SkipRetry returns err marked so that the task is not retried: it
+// reads as err, and wraps both err and ErrSkipRetry.
+func SkipRetry(err error) error { return &skipError{err} }
+
+type skipError struct{ err error }
+
+func (e *skipError) Error() string {
+	if e.err == nil {
+		return ErrSkipRetry.Error()
+	}
+	return e.err.Error()
+}
+
+func (e *skipError) Unwrap() []error { return []error{e.err, ErrSkipRetry} }
 
 // retryError asks for a retry after a given delay (RetryIn).
 type retryError struct {

@@ -201,10 +201,21 @@ func (w *Worker) dead(ctx context.Context, msg jetstream.Msg, queue string, m *t
 // acknowledges the task.
 func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message, st *Status, ack bool) {
 	w.processed.Add(1)
+	st.ID, st.Task = m.ID, m.Task
 	if !m.IgnoreResult {
-		st.ID, st.Task = m.ID, m.Task
 		if err := w.results.put(ctx, st); err != nil {
 			w.log.Warn("task result not stored", "task", m.Task, "id", m.ID, "state", st.State, "err", err)
+		}
+	}
+	if st.State == Success || st.State == Failure {
+		if err := w.followUp(ctx, m, st); err != nil {
+			// Not acknowledged: the task runs again, and so do its
+			// follow-ups, under the same IDs.
+			w.log.Warn("task follow-up failed; redelivering", "task", m.Task, "id", m.ID, "err", err)
+			if !w.cfg.AckEarly {
+				msg.NakWithDelay(time.Second)
+			}
+			return
 		}
 	}
 	if ack && !w.cfg.AckEarly {

@@ -138,6 +138,8 @@ func NewWorker(conn *mortar.Conn, cfg *WorkerConfig) (*Worker, error) {
 		revoked: newRevocations(),
 	}
 	w.results = resultWriter{js: w.js, worker: c.Name}
+	w.handlers[mapTask] = w.mapHandler(false)
+	w.handlers[starmapTask] = w.mapHandler(true)
 	return w, nil
 }
 

@@ -65,6 +65,16 @@ func (s *Store) openTasks(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if _, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      taskwire.ChordBucket,
+		Description: "mortar chords: which header tasks are done",
+		History:     1,
+		TTL:         taskwire.ChordTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.replicas,
+	}); err != nil {
+		return err
+	}
 	_, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      taskwire.ResultBucket,
 		Description: "mortar task results, by task ID",

@@ -44,6 +44,9 @@ const (
 	// UniqueBucket holds the unique keys of recent sends, each with the
 	// TTL of its window (value: the task ID).
 	UniqueBucket = "mortar_unique"
+	// ChordBucket holds each chord's join state, keyed by its group ID
+	// (value: a ChordState), so the body is sent once.
+	ChordBucket = "mortar_chords"
 	// EventPrefix+type carries events on core NATS: task events (types
 	// as Celery's: task-sent, task-received, …) when enabled, and worker
 	// heartbeats (worker-online, worker-heartbeat, worker-offline).
@@ -57,6 +60,18 @@ const (
 // queued must meet it before this passes. Delayed tasks are removed from
 // the engine at once instead.
 const RevokedTTL = 24 * time.Hour
+
+// ChordTTL bounds how long a chord's header may take.
+const ChordTTL = 7 * 24 * time.Hour
+
+// ChordState is the value of a ChordBucket key.
+type ChordState struct {
+	IDs    []string  `json:"ids"`              // the header's tasks, in order
+	Done   []bool    `json:"done"`             // which of them succeeded
+	Body   Signature `json:"body"`             // sent with the header's results once all are done
+	Fired  bool      `json:"fired,omitempty"`  // the body was sent
+	Failed string    `json:"failed,omitempty"` // why the chord failed: a header task failed for good
+}
 
 // Revocation is the value of a RevokedBucket key.
 type Revocation struct {
