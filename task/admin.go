@@ -168,3 +168,40 @@ func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) {
 	}
 	return out, nil
 }
+
+// ListStates are the states List takes: where a task is in the engine
+// (queued, delayed), in a worker (active, reserved), in the dead letters
+// (dead), or its stored state (success, failure, retry, started,
+// revoked).
+var ListStates = []string{"queued", "delayed", "active", "reserved", "dead", "success", "failure", "retry", "started", "revoked"}
+
+// ListRequest lists tasks in a state.
+type ListRequest struct {
+	State string `json:"state"`
+	Queue string `json:"queue,omitempty"` // defaults to QueueDefault; ignored for stored states
+	Limit int    `json:"limit,omitempty"` // defaults to 100, at most 1000
+}
+
+// Listed is one task in List's answer.
+type Listed struct {
+	ID     string    `json:"id"`
+	Task   string    `json:"task"`
+	Queue  string    `json:"queue,omitempty"`
+	State  string    `json:"state"`
+	Time   time.Time `json:"time,omitzero"` // queued, delayed until, started, died or finished
+	Worker string    `json:"worker,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// List lists up to limit (0: 100) tasks in state (one of ListStates).
+// The engine states read the queue's messages in order; the stored
+// states (success, failure, retry, started, revoked) read the results
+// bucket until limit tasks are found, so their cost grows with the
+// results kept (24 hours by default).
+func (c *Client) List(ctx context.Context, state, queue string, limit int) ([]Listed, error) {
+	var out []Listed
+	if err := c.conn.Do(ctx, "task.list", ListRequest{state, queue, limit}, &out); err != nil {
+		return nil, fmt.Errorf("task: list %s: %w", state, err)
+	}
+	return out, nil
+}

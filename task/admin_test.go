@@ -206,3 +206,34 @@ func TestWorkersAndHTTPSend(t *testing.T) {
 		t.Fatalf("after Stop: %+v", ws)
 	}
 }
+
+func TestList(t *testing.T) {
+	b := setup(t)
+	ctx := waitCtx(t)
+	bind(t, ctx, b.conn, task.QueueDefault)
+	q1, _ := add.Delay(ctx, b.client, addArgs{1, 1})
+	d1, _ := add.Apply(ctx, b.client, addArgs{1, 1}, &task.SendOpts{Countdown: time.Hour})
+	for _, c := range []struct {
+		state string
+		id    string
+	}{{"queued", q1.ID}, {"delayed", d1.ID}} {
+		got, err := b.client.List(ctx, c.state, "", 0)
+		if err != nil || len(got) != 1 || got[0].ID != c.id || got[0].Task != add.Name || got[0].State != c.state {
+			t.Fatalf("List(%s) = %+v, %v", c.state, got, err)
+		}
+	}
+	if got, _ := b.client.List(ctx, "delayed", "", 0); got[0].Time.Before(time.Now().Add(59 * time.Minute)) {
+		t.Fatalf("delayed until %v, want in an hour", got[0].Time)
+	}
+	startWorker(t, b.conn, nil, func(w *task.Worker) {
+		task.Handle(w, add, func(ctx context.Context, a addArgs) (int, error) { return a.A + a.B, nil })
+	})
+	q1.Get(ctx)
+	got, err := b.client.List(ctx, "success", "", 0)
+	if err != nil || len(got) != 1 || got[0].ID != q1.ID || got[0].Worker == "" {
+		t.Fatalf("List(success) = %+v, %v", got, err)
+	}
+	if _, err := b.client.List(ctx, "lost", "", 0); mortar.ErrorCode(err) != mortar.CodeInvalidArgument {
+		t.Fatalf("List(lost) = %v, want invalid_argument", err)
+	}
+}

@@ -32,6 +32,7 @@ func (s *Server) Register(mux *api.Mux) {
 	mux.Handle("task.dead.retry", api.Typed(s.deadRetry))
 	mux.Handle("task.dead.discard", api.Typed(s.deadDiscard))
 	mux.Handle("task.workers", api.Typed(s.workersOp))
+	mux.Handle("task.list", api.Typed(s.list))
 	mux.Handle("task.inspect", api.Typed(s.inspect))
 	mux.Handle("task.schedule.add", api.Typed(s.addSchedule))
 	mux.Handle("task.schedule.list", api.Typed(s.listSchedules))
