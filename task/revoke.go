@@ -113,15 +113,16 @@ func newRevocations() *revocations {
 	return &revocations{ids: map[string]time.Time{}, running: map[string]*runningTask{}}
 }
 
-// load reads the current revocations, then follows new ones in a
-// goroutine owned by wg until stop is called.
-func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync.WaitGroup) (stop func(), err error) {
-	kv, err := js.KeyValue(ctx, taskwire.RevokedBucket)
+// mirror reads the current entries of bucket whose keys match keys (a
+// KV filter; deletes included), calling fn with each, then follows
+// changes in a goroutine owned by wg until stop is called.
+func mirror(ctx context.Context, js jetstream.JetStream, bucket, keys string, wg *sync.WaitGroup, fn func(jetstream.KeyValueEntry)) (stop func(), err error) {
+	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	watcher, err := kv.WatchAll(wctx, jetstream.IgnoreDeletes())
+	watcher, err := kv.Watch(wctx, keys)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -130,23 +131,23 @@ func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync
 		watcher.Stop()
 		cancel()
 	}
-	for {
+	for loaded := false; !loaded; {
 		select {
 		case e := <-watcher.Updates():
-			if e != nil {
-				r.add(e)
-				continue
+			if e == nil {
+				loaded = true
+			} else {
+				fn(e)
 			}
 		case <-ctx.Done():
 			stop()
 			return nil, ctx.Err()
 		}
-		break
 	}
 	wg.Go(func() {
 		for e := range watcher.Updates() {
 			if e != nil {
-				r.add(e)
+				fn(e)
 			}
 		}
 	})
@@ -154,6 +155,9 @@ func (r *revocations) load(ctx context.Context, js jetstream.JetStream, wg *sync
 }
 
 func (r *revocations) add(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		return
+	}
 	var rv taskwire.Revocation
 	json.Unmarshal(e.Value(), &rv) // a value that does not decode still revokes
 	at := e.Created()

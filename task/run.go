@@ -81,6 +81,9 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		w.dead(opCtx, msg, queue, m, m.Retries, &TaskError{Type: "unknown_task", Message: fmt.Sprintf("no handler for task %q on worker %s", m.Task, w.cfg.Name)})
 		return
 	}
+	if l, ok := w.rates.limit(m.Task); ok && !w.rateWait(ctx, opCtx, msg, queue, m, meta, l) {
+		return
+	}
 	runs := m.Retries + int(meta.NumDelivered) - 1
 	req := &Request{
 		ID: m.ID, Task: m.Task, Queue: queue, RootID: m.RootID, ParentID: m.ParentID, Group: m.Group,
@@ -119,6 +122,45 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	w.failed(opCtx, msg, queue, m, runs, err)
+}
+
+// rateHold is the longest a runner waits for a rate limit's token; a
+// longer wait sends the task back to the engine, delayed.
+const rateHold = time.Second
+
+// rateWait draws a token of limit l for m. It reports whether m may run
+// now; if not, m has been delayed in the engine or returned to its queue.
+func (w *Worker) rateWait(ctx, opCtx context.Context, msg jetstream.Msg, queue string, m *taskwire.Message, meta *jetstream.MsgMetadata, l taskwire.RateLimit) bool {
+	for {
+		wait, err := w.rates.take(opCtx, l)
+		if err != nil {
+			w.log.Warn("task rate limit unavailable; redelivering", "task", m.Task, "err", err)
+			msg.NakWithDelay(time.Second)
+			return false
+		}
+		if wait == 0 {
+			return true
+		}
+		if wait > rateHold {
+			next := *m
+			next.ETA = time.Now().Add(wait)
+			msgID := m.ID + "-rate-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+			if err := publish(opCtx, w.js, queue, &next, msgID); err != nil {
+				msg.NakWithDelay(wait)
+				return false
+			}
+			msg.Ack()
+			return false
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			msg.Nak()
+			return false
+		}
+	}
 }
 
 // failed retries the task or, when no retry is left or allowed, records

@@ -85,6 +85,7 @@ type Worker struct {
 
 	visibility map[string]time.Duration // per queue, from its consumer; set by Start
 	revoked    *revocations
+	rates      *rateLimits
 	processed  atomic.Int64
 }
 
@@ -252,10 +253,22 @@ func (w *Worker) Start(ctx context.Context) error {
 		bufs = append(bufs, newPrefetch(w.cfg.Concurrency, w.visibility[q]/3))
 	}
 	var wgRevoked sync.WaitGroup
-	stopRevoked, err := w.revoked.load(ctx, w.js, &wgRevoked)
+	stopRevoked, err := mirror(ctx, w.js, taskwire.RevokedBucket, ">", &wgRevoked, w.revoked.add)
 	if err != nil {
 		w.stopIters()
 		return fmt.Errorf("task: worker: revocations: %w", err)
+	}
+	rateKV, err := w.js.KeyValue(ctx, taskwire.RateBucket)
+	var stopRates func()
+	if err == nil {
+		w.rates = &rateLimits{kv: rateKV, limits: map[string]taskwire.RateLimit{}}
+		stopRates, err = mirror(ctx, w.js, taskwire.RateBucket, "limit.*", &wgRevoked, w.rates.apply)
+	}
+	if err != nil {
+		stopRevoked()
+		wgRevoked.Wait()
+		w.stopIters()
+		return fmt.Errorf("task: worker: rate limits: %w", err)
 	}
 	w.state = 1
 	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -310,6 +323,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 		emit(nc, w.workerEvent(EventWorkerOffline))
 		stopRevoked()
+		stopRates()
 		wgRevoked.Wait()
 		hard(nil)
 		close(w.done)

@@ -38,7 +38,8 @@ positional arguments and a map of keyword arguments, in JSON.`,
 	}
 	nf := addNodeFlags(cmd)
 	cmd.AddCommand(taskSendCmd(nf, stdout, stderr), taskGetCmd(nf, stdout, stderr), taskRevokeCmd(nf, stdout, stderr),
-		taskListCmd(nf, stdout, stderr), taskWorkersCmd(nf, stdout, stderr), taskEventsCmd(nf, stdout, stderr))
+		taskListCmd(nf, stdout, stderr), taskWorkersCmd(nf, stdout, stderr), taskEventsCmd(nf, stdout, stderr),
+		taskRateLimitCmd(nf, stdout, stderr))
 	return cmd
 }
 
@@ -392,4 +393,65 @@ func ctxDo(nf *nodeFlags, cmd *cobra.Command, fn func(ctx context.Context) error
 	ctx, cancel := nf.ctx(cmd.Context())
 	defer cancel()
 	return fn(ctx)
+}
+
+func taskRateLimitCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
+	var remove bool
+	cmd := &cobra.Command{
+		Use:   "rate-limit [NAME (RATE | --remove)]",
+		Short: "Show, set or remove the rate limits of tasks",
+		Long: `Without arguments, list the rate limits. With NAME and RATE, limit the
+task NAME to RATE across every worker, runs evenly spaced; RATE is as
+Celery writes it: 10/s, 100/m, 0.5/h. With NAME and --remove, lift the
+limit. Workers apply a change at once.`,
+		Example: `  mortar task rate-limit proj.email 10/m
+  mortar task rate-limit
+  mortar task rate-limit proj.email --remove`,
+		Args: cfgRangeArgs(0, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 1 && !remove:
+				return usagef("give NAME a RATE, or --remove")
+			case len(args) == 2 && remove:
+				return usagef("RATE and --remove: give one")
+			case len(args) == 0 && remove:
+				return usagef("--remove needs the task NAME")
+			}
+			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
+				return ctxDo(nf, cmd, func(ctx context.Context) error {
+					if len(args) > 0 {
+						rate := ""
+						if len(args) == 2 {
+							rate = args[1]
+						}
+						if err := c.SetRateLimit(ctx, args[0], rate); err != nil {
+							return err
+						}
+						if rate == "" {
+							fmt.Fprintf(stdout, "removed the rate limit of %s\n", args[0])
+						} else {
+							fmt.Fprintf(stdout, "limited %s to %s\n", args[0], rate)
+						}
+						return nil
+					}
+					ls, err := c.RateLimits(ctx)
+					if err != nil {
+						return err
+					}
+					if nf.json() {
+						return writeJSON(stdout, ls)
+					}
+					tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "TASK\tRATE")
+					for _, l := range ls {
+						fmt.Fprintf(tw, "%s\t%s\n", l.Task, l.Rate)
+					}
+					return tw.Flush()
+				})
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&remove, "remove", false, "lift the limit")
+	withoutEnv(cmd.Flags(), "remove")
+	return cmd
 }

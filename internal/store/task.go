@@ -66,6 +66,15 @@ func (s *Store) openTasks(ctx context.Context) error {
 		return err
 	}
 	if _, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      taskwire.RateBucket,
+		Description: "mortar task rate limits and their token buckets",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.replicas,
+	}); err != nil {
+		return err
+	}
+	if _, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      taskwire.ChordBucket,
 		Description: "mortar chords: which header tasks are done",
 		History:     1,

@@ -33,6 +33,8 @@ func (s *Server) Register(mux *api.Mux) {
 	mux.Handle("task.dead.discard", api.Typed(s.deadDiscard))
 	mux.Handle("task.workers", api.Typed(s.workersOp))
 	mux.Handle("task.list", api.Typed(s.list))
+	mux.Handle("task.ratelimit.set", api.Typed(s.setRateLimit))
+	mux.Handle("task.ratelimit.list", api.Typed(s.rateLimits))
 	mux.Handle("task.inspect", api.Typed(s.inspect))
 	mux.Handle("task.schedule.add", api.Typed(s.addSchedule))
 	mux.Handle("task.schedule.list", api.Typed(s.listSchedules))
@@ -107,6 +109,15 @@ func (s *Server) get(ctx context.Context, _ string, r *idRequest) (any, error) {
 
 func (s *Server) revoke(ctx context.Context, _ string, r *idRequest) (any, error) {
 	return nil, engineErr(s.client.Revoke(ctx, r.ID, &task.RevokeOpts{Terminate: r.Terminate}))
+}
+
+func (s *Server) setRateLimit(ctx context.Context, _ string, r *task.RateLimit) (any, error) {
+	return nil, engineErr(s.client.SetRateLimit(ctx, r.Task, r.Rate))
+}
+
+func (s *Server) rateLimits(ctx context.Context, _ string, _ *struct{}) (any, error) {
+	ls, err := s.client.RateLimits(ctx)
+	return ls, engineErr(err)
 }
 
 func (s *Server) workersOp(ctx context.Context, _ string, _ *struct{}) (any, error) {

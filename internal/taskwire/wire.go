@@ -11,7 +11,10 @@
 package taskwire
 
 import (
+	"encoding/base64"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +50,10 @@ const (
 	// ChordBucket holds each chord's join state, keyed by its group ID
 	// (value: a ChordState), so the body is sent once.
 	ChordBucket = "mortar_chords"
+	// RateBucket holds rate limits per task name: RateKey(name) the limit
+	// (a RateLimit), TokensKey(name) its token bucket (a Tokens), so that
+	// every worker of a cluster draws on one bucket.
+	RateBucket = "mortar_rates"
 	// EventPrefix+type carries events on core NATS: task events (types
 	// as Celery's: task-sent, task-received, …) when enabled, and worker
 	// heartbeats (worker-online, worker-heartbeat, worker-offline).
@@ -71,6 +78,47 @@ type ChordState struct {
 	Body   Signature `json:"body"`             // sent with the header's results once all are done
 	Fired  bool      `json:"fired,omitempty"`  // the body was sent
 	Failed string    `json:"failed,omitempty"` // why the chord failed: a header task failed for good
+}
+
+// RateLimit is the value of a RateKey: Rate tasks per Per at most,
+// evenly spaced (a token bucket holding one token, as Celery's).
+type RateLimit struct {
+	Task string        `json:"task"`
+	Rate float64       `json:"rate"`
+	Per  time.Duration `json:"per"`
+}
+
+// Tokens is the value of a TokensKey: the tokens left At (unix nanos).
+type Tokens struct {
+	Tokens float64 `json:"tokens"`
+	At     int64   `json:"at"`
+}
+
+// RateKey and TokensKey are a task name's keys in RateBucket.
+func RateKey(task string) string   { return "limit." + base64.RawURLEncoding.EncodeToString([]byte(task)) }
+func TokensKey(task string) string { return "tokens." + base64.RawURLEncoding.EncodeToString([]byte(task)) }
+
+// ParseRate reads a rate limit as Celery writes it: "10/s", "100/m",
+// "0.5/h"; a bare number is per second.
+func ParseRate(s string) (rate float64, per time.Duration, err error) {
+	n, unit, found := strings.Cut(s, "/")
+	per = time.Second
+	if found {
+		switch unit {
+		case "s":
+		case "m":
+			per = time.Minute
+		case "h":
+			per = time.Hour
+		default:
+			return 0, 0, fmt.Errorf("rate %q: want N/s, N/m or N/h", s)
+		}
+	}
+	rate, err = strconv.ParseFloat(n, 64)
+	if err != nil || rate <= 0 || rate > 1e9 {
+		return 0, 0, fmt.Errorf("rate %q: want N/s, N/m or N/h with N a positive number", s)
+	}
+	return rate, per, nil
 }
 
 // Revocation is the value of a RevokedBucket key.
