@@ -95,8 +95,12 @@ type Tokens struct {
 }
 
 // RateKey and TokensKey are a task name's keys in RateBucket.
-func RateKey(task string) string   { return "limit." + base64.RawURLEncoding.EncodeToString([]byte(task)) }
-func TokensKey(task string) string { return "tokens." + base64.RawURLEncoding.EncodeToString([]byte(task)) }
+func RateKey(task string) string {
+	return "limit." + base64.RawURLEncoding.EncodeToString([]byte(task))
+}
+func TokensKey(task string) string {
+	return "tokens." + base64.RawURLEncoding.EncodeToString([]byte(task))
+}
 
 // ParseRate reads a rate limit as Celery writes it: "10/s", "100/m",
 // "0.5/h"; a bare number is per second.
