@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,6 +53,17 @@ func TestQueueAdmin(t *testing.T) {
 	st, err := b.client.QueueStats(ctx, "q1")
 	if err != nil || st.Waiting != 3 || st.Delayed != 1 || st.Taken != 0 || st.Paused || st.Visibility != "30s" {
 		t.Fatalf("QueueStats = %+v, %v", st, err)
+	}
+	resp, err := http.Get(b.node.AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mortar_task_queue_waiting{queue="q1"} 3`, `mortar_task_queue_delayed{queue="q1"} 1`, `mortar_task_queue_dead{queue="q1"} 0`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	all, err := b.client.Queues(ctx)
 	if err != nil || len(all) != 1 || all[0].Queue != "q1" {

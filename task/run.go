@@ -100,6 +100,7 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 	w.event(EventTaskStarted, m, queue, Event{Retries: runs})
 	began := time.Now()
 	val, err := w.call(ctx, msg, h, m, req)
+	w.m.duration.WithLabelValues(w.metricName(m.Task)).Observe(time.Since(began).Seconds())
 	if err != nil && ctx.Err() != nil {
 		// The worker is stopping hard: the task goes back to its queue.
 		if !w.cfg.AckEarly {
@@ -161,6 +162,15 @@ func (w *Worker) rateWait(ctx, opCtx context.Context, msg jetstream.Msg, queue s
 			return false
 		}
 	}
+}
+
+// metricName is the task label of a metric: the task's name if the
+// worker handles it, so that senders cannot grow the label set.
+func (w *Worker) metricName(name string) string {
+	if w.handlers[name] == nil {
+		return "unknown"
+	}
+	return name
 }
 
 // failed retries the task or, when no retry is left or allowed, records
@@ -243,6 +253,7 @@ func (w *Worker) dead(ctx context.Context, msg jetstream.Msg, queue string, m *t
 // acknowledges the task.
 func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message, st *Status, ack bool) {
 	w.processed.Add(1)
+	w.m.runs.WithLabelValues(w.metricName(m.Task), string(st.State)).Inc()
 	st.ID, st.Task = m.ID, m.Task
 	if !m.IgnoreResult {
 		if err := w.results.put(ctx, st); err != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/mortarhq/mortar/task"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -349,5 +351,31 @@ func TestSendErrors(t *testing.T) {
 	big := json.RawMessage(`["` + strings.Repeat("x", taskwire.MaxMessageBytes) + `"]`)
 	if _, err := b.client.Send(ctx, "t", big, nil, nil); mortar.ErrorCode(err) != mortar.CodeTooLarge {
 		t.Errorf("Send(1 MiB) = %v, want too_large", err)
+	}
+}
+
+func TestWorkerMetrics(t *testing.T) {
+	b := setup(t)
+	reg := prometheus.NewRegistry()
+	startWorker(t, b.conn, &task.WorkerConfig{Metrics: reg}, func(w *task.Worker) {
+		task.Handle(w, add, func(ctx context.Context, a addArgs) (int, error) { return a.A + a.B, nil })
+	})
+	ctx := waitCtx(t)
+	r, _ := add.Delay(ctx, b.client, addArgs{1, 1})
+	r.Get(ctx)
+	unknown, _ := b.client.Send(ctx, "test.nobody", nil, nil, nil)
+	unknown.Wait(ctx)
+	// Counted before the result is stored, so the Gets above order them.
+	want := `
+# HELP mortar_task_runs_total Task runs ended by this worker, by task and state (SUCCESS, FAILURE, RETRY, REVOKED).
+# TYPE mortar_task_runs_total counter
+mortar_task_runs_total{state="FAILURE",task="unknown"} 1
+mortar_task_runs_total{state="SUCCESS",task="test.add"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mortar_task_runs_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(reg, "mortar_task_run_seconds"); n != 1 {
+		t.Errorf("mortar_task_run_seconds has %d series, want 1", n)
 	}
 }

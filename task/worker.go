@@ -17,6 +17,7 @@ import (
 	"github.com/mortarhq/mortar/internal/taskwire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ConcurrencyDefault is how many tasks a worker runs at once by default.
@@ -63,6 +64,10 @@ type WorkerConfig struct {
 	Events bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics is where the worker registers its metrics
+	// (mortar_task_runs_total, mortar_task_run_seconds,
+	// mortar_task_active); nil means nowhere.
+	Metrics prometheus.Registerer
 }
 
 // Worker runs tasks from queues. Register handlers with Handle and
@@ -87,6 +92,36 @@ type Worker struct {
 	revoked    *revocations
 	rates      *rateLimits
 	processed  atomic.Int64
+	m          workerMetrics
+}
+
+type workerMetrics struct {
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	active   prometheus.GaugeFunc
+}
+
+func (w *Worker) newMetrics(reg prometheus.Registerer) error {
+	w.m = workerMetrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mortar_task_runs_total", Help: "Task runs ended by this worker, by task and state (SUCCESS, FAILURE, RETRY, REVOKED).",
+		}, []string{"task", "state"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mortar_task_run_seconds", Help: "How long handlers ran, by task.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
+		}, []string{"task"}),
+		active: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mortar_task_active", Help: "Tasks running in this worker.",
+		}, func() float64 { return float64(len(w.revoked.active())) }),
+	}
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{w.m.runs, w.m.duration, w.m.active} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type rawHandler func(ctx context.Context, req *Request) (any, error)
@@ -139,6 +174,9 @@ func NewWorker(conn *mortar.Conn, cfg *WorkerConfig) (*Worker, error) {
 		revoked: newRevocations(),
 	}
 	w.results = resultWriter{js: w.js, worker: c.Name}
+	if err := w.newMetrics(c.Metrics); err != nil {
+		return nil, fmt.Errorf("task: new worker: metrics: %w", err)
+	}
 	w.handlers[mapTask] = w.mapHandler(false)
 	w.handlers[starmapTask] = w.mapHandler(true)
 	return w, nil

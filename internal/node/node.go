@@ -248,7 +248,7 @@ func (n *Node) parts(st *store.Store, nc *nats.Conn) ([]part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: task: %w", err)
 	}
-	tasks, err := taskserver.New(taskserver.Config{Store: st, Conn: nc, Client: client, Logger: n.log})
+	tasks, err := taskserver.New(taskserver.Config{Store: st, Conn: nc, Client: client, Logger: n.log, Metrics: n.metrics})
 	if err != nil {
 		return nil, fmt.Errorf("node: task: %w", err)
 	}

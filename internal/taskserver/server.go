@@ -22,6 +22,7 @@ import (
 	"github.com/mortarhq/mortar/task"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // workerMemory is how long a worker stays listed after its last event.
@@ -35,6 +36,9 @@ type Config struct {
 	Client *task.Client
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics is where the server registers its metrics; nil means
+	// nowhere.
+	Metrics prometheus.Registerer
 }
 
 // Server is the task queue's control-plane half on one node.
@@ -57,10 +61,16 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{
+	s := &Server{
 		js: cfg.Store.JetStream(), nc: cfg.Conn, client: cfg.Client,
 		log: log.With("component", "task"), workers: map[string]*task.WorkerInfo{},
-	}, nil
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(newCollector(s)); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Run tracks workers from their events until ctx ends.
