@@ -61,12 +61,25 @@ func revoke(ctx context.Context, js jetstream.JetStream, id string, terminate bo
 
 // markRevoked records id as REVOKED unless it has a final state.
 func markRevoked(ctx context.Context, js jetstream.JetStream, id string) error {
+	return markFinal(ctx, js, &Status{ID: id, State: Revoked, Error: &TaskError{Type: "revoked", Message: "revoked"}})
+}
+
+// MarkFailed records task id (of the task name) as FAILURE with an error
+// of type typ, unless it has a final state: for a node that dead-letters
+// a task no worker could finish.
+func (c *Client) MarkFailed(ctx context.Context, id, name, typ, why string) error {
+	return markFinal(ctx, c.js, &Status{ID: id, Task: name, State: Failure, Error: &TaskError{Type: typ, Message: why}})
+}
+
+// markFinal stores st unless the task has a final state already.
+func markFinal(ctx context.Context, js jetstream.JetStream, st *Status) error {
+	id := st.ID
 	kv, err := js.KeyValue(ctx, taskwire.ResultBucket)
 	if err != nil {
 		return err
 	}
-	rec, _ := json.Marshal(&Status{ID: id, State: Revoked, DateDone: time.Now().UTC(),
-		Error: &TaskError{Type: "revoked", Message: "revoked"}})
+	st.DateDone = time.Now().UTC()
+	rec, _ := json.Marshal(st)
 	for range 3 {
 		e, err := kv.Get(ctx, id)
 		switch {
@@ -87,7 +100,7 @@ func markRevoked(ctx context.Context, js jetstream.JetStream, id string) error {
 			return err
 		}
 	}
-	return errors.New("result changed three times while marking it revoked")
+	return errors.New("result changed three times while marking it final")
 }
 
 func isWrongLast(err error) bool {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mortarhq/mortar/internal/taskwire"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -224,17 +223,11 @@ func (w *Worker) failed(ctx context.Context, msg jetstream.Msg, queue string, m 
 // dead moves the task to its queue's dead letters, with the reason, and
 // records its failure.
 func (w *Worker) dead(ctx context.Context, msg jetstream.Msg, queue string, m *taskwire.Message, runs int, te *TaskError) {
-	d := &nats.Msg{Subject: taskwire.DeadSubject(queue), Header: nats.Header{}, Data: msg.Data()}
-	for k, v := range msg.Headers() {
-		if !strings.HasPrefix(k, "Nats-") {
-			d.Header[k] = v
-		}
-	}
-	d.Header.Set(taskwire.HdrReason, te.Type)
-	d.Header.Set(taskwire.HdrError, te.Message)
+	var seq uint64
 	if meta, err := msg.Metadata(); err == nil {
-		d.Header.Set(jetstream.MsgIDHeader, "dead-"+strconv.FormatUint(meta.Sequence.Stream, 10))
+		seq = meta.Sequence.Stream
 	}
+	d := taskwire.DeadLetter(msg.Headers(), msg.Data(), queue, te.Type, te.Message, "dead-"+strconv.FormatUint(seq, 10))
 	if _, err := w.js.PublishMsg(ctx, d); err != nil {
 		w.log.Warn("task dead letter failed; redelivering", "queue", queue, "err", err)
 		msg.NakWithDelay(time.Second)

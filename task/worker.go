@@ -44,6 +44,12 @@ type WorkerConfig struct {
 	// creates the queue's consumer (the first to start). Defaults to
 	// taskwire's 30 s.
 	Visibility time.Duration
+	// MaxDeliveries is how many times a task of a queue is delivered
+	// without being acknowledged (its worker died running it, or retried
+	// it within a second) before it goes to the dead letters (reason
+	// max_deliveries). A setting of the queue, like Visibility. Defaults
+	// to taskwire's 20.
+	MaxDeliveries int
 	// Name identifies the worker in results and logs. Defaults to
 	// host@pid.
 	Name string
@@ -159,6 +165,9 @@ func NewWorker(conn *mortar.Conn, cfg *WorkerConfig) (*Worker, error) {
 	if c.Visibility < 0 || c.Visibility > 0 && c.Visibility < time.Second {
 		return nil, fmt.Errorf("task: new worker: visibility %v: want at least 1s", c.Visibility)
 	}
+	if c.MaxDeliveries < 0 {
+		return nil, fmt.Errorf("task: new worker: max deliveries %d: want a positive number", c.MaxDeliveries)
+	}
 	if c.Concurrency < 0 {
 		return nil, fmt.Errorf("task: new worker: concurrency %d: want a positive number", c.Concurrency)
 	}
@@ -272,6 +281,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		cc := taskwire.QueueConsumer(q)
 		if w.cfg.Visibility > 0 {
 			cc.AckWait = w.cfg.Visibility
+		}
+		if w.cfg.MaxDeliveries > 0 {
+			cc.MaxDeliver = w.cfg.MaxDeliveries
 		}
 		cons, err := w.js.CreateConsumer(ctx, taskwire.Stream, cc)
 		if errors.Is(err, jetstream.ErrConsumerExists) {

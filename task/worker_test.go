@@ -308,3 +308,31 @@ func TestWeightedPriority(t *testing.T) {
 		t.Fatalf("%d of the first %d tasks from queue one, want about %d: %v", ones, n, n/2, order)
 	}
 }
+
+// A task delivered MaxDeliveries times without an acknowledgement goes to
+// the dead letters (the node acts on the engine's advisory).
+func TestMaxDeliveries(t *testing.T) {
+	b := setup(t)
+	ctx := waitCtx(t)
+	again := task.Define[struct{}, int]("test.again")
+	startWorker(t, b.conn, &task.WorkerConfig{MaxDeliveries: 2, Retry: task.RetryPolicy{MaxRetries: 100}}, func(w *task.Worker) {
+		task.Handle(w, again, func(ctx context.Context, _ struct{}) (int, error) {
+			return 0, task.RetryIn(0, errors.New("again"))
+		})
+	})
+	r, err := again.Delay(ctx, b.client, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Get(ctx)
+	if te, ok := errors.AsType[*task.TaskError](err); !ok || te.Type != "max_deliveries" {
+		t.Fatalf("Get error = %v, want max_deliveries", err)
+	}
+	dead, err := b.client.DeadLetters(ctx, task.QueueDefault, 0, 0)
+	if err != nil || len(dead) != 1 || dead[0].ID != r.ID || dead[0].Reason != "max_deliveries" {
+		t.Fatalf("dead letters = %+v, %v", dead, err)
+	}
+	if st, _ := b.client.QueueStats(ctx, task.QueueDefault); st.Waiting != 0 || st.Taken != 0 {
+		t.Fatalf("the task is still in its queue: %+v", st)
+	}
+}

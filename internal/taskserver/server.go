@@ -10,8 +10,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +90,11 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		subs = append(subs, sub)
 	}
+	sub, err := s.nc.Subscribe(taskwire.MaxDeliveriesPrefix+taskwire.Stream+".*", s.onMaxDeliveries)
+	if err != nil {
+		return err
+	}
+	subs = append(subs, sub)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -147,4 +154,49 @@ func checkQueue(q string) error {
 		return invalid("%v", err)
 	}
 	return nil
+}
+
+// onMaxDeliveries moves a task that the engine delivered too often
+// without an acknowledgement to its queue's dead letters. Every node may
+// hear the advisory; the dead letter's ID makes the move single.
+func (s *Server) onMaxDeliveries(m *nats.Msg) {
+	var adv struct {
+		Stream     string `json:"stream"`
+		Consumer   string `json:"consumer"`
+		StreamSeq  uint64 `json:"stream_seq"`
+		Deliveries uint64 `json:"deliveries"`
+	}
+	q, ok := "", false
+	if json.Unmarshal(m.Data, &adv) == nil {
+		q, ok = strings.CutPrefix(adv.Consumer, "q_")
+	}
+	if !ok || adv.Stream != taskwire.Stream {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, taskwire.Stream)
+	if err != nil {
+		s.log.Warn("task max deliveries: stream", "err", err)
+		return
+	}
+	msg, err := st.GetMsg(ctx, adv.StreamSeq)
+	if err != nil {
+		return // acknowledged or purged meanwhile
+	}
+	why := fmt.Sprintf("delivered %d times without an acknowledgement: its worker died running it each time, or retried it at once too often", adv.Deliveries)
+	d := taskwire.DeadLetter(msg.Header, msg.Data, q, "max_deliveries", why, "maxdeliver-"+strconv.FormatUint(adv.StreamSeq, 10))
+	if _, err := s.js.PublishMsg(ctx, d); err != nil {
+		s.log.Warn("task max deliveries: dead letter", "queue", q, "seq", adv.StreamSeq, "err", err)
+		return
+	}
+	if id := msg.Header.Get(taskwire.HdrID); id != "" && msg.Header.Get(taskwire.HdrIgnoreResult) == "" {
+		if err := s.client.MarkFailed(ctx, id, msg.Header.Get(taskwire.HdrTask), "max_deliveries", why); err != nil {
+			s.log.Warn("task max deliveries: result", "id", id, "err", err)
+		}
+	}
+	if err := st.DeleteMsg(ctx, adv.StreamSeq); err != nil {
+		s.log.Warn("task max deliveries: delete", "queue", q, "seq", adv.StreamSeq, "err", err)
+	}
+	s.log.Warn("task dead", "queue", q, "reason", "max_deliveries", "task", msg.Header.Get(taskwire.HdrTask), "id", msg.Header.Get(taskwire.HdrID))
 }

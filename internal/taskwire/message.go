@@ -337,3 +337,20 @@ func secs(s string) (time.Duration, error) {
 	}
 	return time.Duration(f * float64(time.Second)), nil
 }
+
+// DeadLetter is the dead letter of a task message (its headers h and body
+// data) of queue q: the same message on DeadSubject(q), without the
+// engine's headers, with the reason (a task.TaskError type) and the
+// error, de-duplicated by msgID.
+func DeadLetter(h nats.Header, data []byte, q, reason, why, msgID string) *nats.Msg {
+	d := &nats.Msg{Subject: DeadSubject(q), Header: nats.Header{}, Data: data}
+	for k, v := range h {
+		if !strings.HasPrefix(k, "Nats-") {
+			d.Header[k] = v
+		}
+	}
+	d.Header.Set(HdrReason, reason)
+	d.Header.Set(HdrError, why)
+	d.Header.Set("Nats-Msg-Id", msgID)
+	return d
+}

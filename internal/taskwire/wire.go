@@ -213,6 +213,11 @@ const VisibilityDefault = 30 * time.Second
 // worker dies every time it runs stops being redelivered after this many.
 const MaxDeliverDefault = 20
 
+// MaxDeliveriesPrefix+stream+"."+consumer is the engine's advisory of a
+// message delivered MaxDeliver times without an acknowledgement; the node
+// moves the task to the dead letters.
+const MaxDeliveriesPrefix = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."
+
 // QueueConsumer is the durable consumer of queue q that its workers
 // share; the first worker of a queue creates it.
 func QueueConsumer(q string) jetstream.ConsumerConfig {
