@@ -32,6 +32,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strings"
 	"syscall"
 )
 
@@ -42,6 +44,14 @@ func main() { os.Exit(runMain()) }
 func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// MORTAR_BENCH_DRIVER_CPUPROFILE=FILE profiles this process (the
+	// driver, with the Go systems' producers and workers).
+	if path := os.Getenv("MORTAR_BENCH_DRIVER_CPUPROFILE"); path != "" && (len(os.Args) < 2 || !strings.HasPrefix(os.Args[1], "serve")) {
+		f, err := os.Create(path)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }
 

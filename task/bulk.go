@@ -63,7 +63,7 @@ func (c *Client) SendMany(ctx context.Context, calls []Call) ([]*AsyncResult, er
 				continue
 			}
 		}
-		msg, err := layout(queue, m, m.ID)
+		msg, err := layout(queue, m, o.ID)
 		if err == nil {
 			var f jetstream.PubAckFuture
 			if f, err = c.js.PublishMsgAsync(msg); err == nil {

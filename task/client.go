@@ -80,8 +80,8 @@ type SendOpts struct {
 	// Queue defaults to the client's queue.
 	Queue string
 	// ID is the task's ID: 1 to 128 of [A-Za-z0-9_-]. Defaults to a new
-	// random UUID. A send repeated with the same ID within two minutes
-	// is queued once.
+	// random UUID. A send repeated with the same ID given here within two
+	// minutes is queued once.
 	ID string
 	// Countdown delays the task by this long; ETA delays it until then.
 	// The later of the two wins. Both default to none: run now.
@@ -143,7 +143,7 @@ func (c *Client) Send(ctx context.Context, name string, args, kwargs json.RawMes
 			return nil, fmt.Errorf("task: send %s: %w", name, err)
 		}
 	}
-	if err := publish(ctx, c.js, queue, m, m.ID); err != nil {
+	if err := publish(ctx, c.js, queue, m, o.ID); err != nil {
 		undo()
 		return nil, fmt.Errorf("task: send %s: %w", name, err)
 	}
@@ -243,7 +243,9 @@ func check(queue string, m *taskwire.Message) error {
 }
 
 // publish stores m on queue, or on its delay subject until its ETA.
-// msgID de-duplicates a repeated publish.
+// msgID, if any, de-duplicates a repeated publish (the engine remembers
+// it for two minutes, at a cost per message, so a send with a new random
+// ID goes without).
 func publish(ctx context.Context, js jetstream.JetStream, queue string, m *taskwire.Message, msgID string) error {
 	msg, err := layout(queue, m, msgID)
 	if err != nil {
@@ -266,7 +268,9 @@ func layout(queue string, m *taskwire.Message, msgID string) (*nats.Msg, error) 
 	if len(msg.Data)+headerBytes(msg.Header) > taskwire.MaxMessageBytes {
 		return nil, mortar.Errorf(mortar.CodeTooLarge, "task message over %d bytes", taskwire.MaxMessageBytes)
 	}
-	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	if msgID != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
 	return msg, nil
 }
 

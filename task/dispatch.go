@@ -10,6 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// fetchPause is the pause after a failed fetch.
+const fetchPause = 100 * time.Millisecond
+
 // prefetch holds the messages a worker has taken from one queue but not
 // yet started, at most limit of them, each kept invisible to other
 // workers while it waits.
@@ -23,8 +26,8 @@ type prefetch struct {
 }
 
 type held struct {
-	msg jetstream.Msg
-	hb  *heartbeat
+	msg  jetstream.Msg
+	beat time.Time // when it was taken, or last reported in hand
 }
 
 func newPrefetch(limit int, period time.Duration) *prefetch {
@@ -37,11 +40,18 @@ func newPrefetch(limit int, period time.Duration) *prefetch {
 func (w *Worker) fetch(ctx context.Context, it jetstream.MessagesContext, b *prefetch, avail chan<- struct{}) {
 	for {
 		msg, err := it.Next()
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				w.log.Warn("task fetch failed", "err", err)
-			}
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return
+		}
+		if err != nil {
+			// Missed heartbeats (a busy or cut connection) and the like:
+			// the iterator goes on pulling once the engine answers.
+			w.log.Warn("task fetch", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(fetchPause):
+			}
+			continue
 		}
 		if !b.put(ctx, msg) {
 			msg.Nak() // not started: back to the queue now
@@ -69,7 +79,7 @@ func (b *prefetch) put(ctx context.Context, msg jetstream.Msg) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	b.msgs = append(b.msgs, held{msg, startHeartbeat(msg, b.period)})
+	b.msgs = append(b.msgs, held{msg, time.Now()})
 	return true
 }
 
@@ -83,12 +93,26 @@ func (b *prefetch) take() jetstream.Msg {
 	h := b.msgs[0]
 	b.msgs[0] = held{}
 	b.msgs = b.msgs[1:]
-	h.hb.stop()
 	select {
 	case b.space <- struct{}{}:
 	default:
 	}
 	return h.msg
+}
+
+// stale returns the held messages last reported a period ago or
+// longer, marking them reported now.
+func (b *prefetch) stale(now time.Time) []jetstream.Msg {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []jetstream.Msg
+	for i := range b.msgs {
+		if now.Sub(b.msgs[i].beat) >= b.period {
+			b.msgs[i].beat = now
+			out = append(out, b.msgs[i].msg)
+		}
+	}
+	return out
 }
 
 // returnAll gives every held message back to its queue.

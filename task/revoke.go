@@ -120,6 +120,8 @@ type revocations struct {
 type runningTask struct {
 	info   TaskInfo
 	cancel context.CancelCauseFunc
+	msg    jetstream.Msg
+	beat   time.Time // when the engine was last told it runs (or it started)
 }
 
 func newRevocations() *revocations {
@@ -200,6 +202,7 @@ func (r *revocations) revoked(id string) bool {
 // track notes that t runs, for inspection and so that a revocation with
 // Terminate can cancel it, until untrack is called.
 func (r *revocations) track(t *runningTask) (untrack func()) {
+	t.beat = t.info.Started
 	r.mu.Lock()
 	r.running[t.info.ID] = t
 	r.mu.Unlock()
@@ -208,6 +211,21 @@ func (r *revocations) track(t *runningTask) (untrack func()) {
 		delete(r.running, t.info.ID)
 		r.mu.Unlock()
 	}
+}
+
+// stale returns the messages of running tasks last reported a third of
+// their queue's visibility ago or longer, marking them reported now.
+func (r *revocations) stale(now time.Time, visibility map[string]time.Duration) []jetstream.Msg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []jetstream.Msg
+	for _, t := range r.running {
+		if now.Sub(t.beat) >= visibility[t.info.Queue]/3 {
+			t.beat = now
+			out = append(out, t.msg)
+		}
+	}
+	return out
 }
 
 // active lists the running tasks.

@@ -8,10 +8,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mortarhq/mortar/internal/taskwire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -99,7 +99,7 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 	w.event(EventTaskStarted, m, queue, Event{Retries: runs})
 	began := time.Now()
 	val, err := w.call(ctx, msg, h, m, req)
-	w.m.duration.WithLabelValues(w.metricName(m.Task)).Observe(time.Since(began).Seconds())
+	w.m.forTask(m.Task).duration.Observe(time.Since(began).Seconds())
 	if err != nil && ctx.Err() != nil {
 		// The worker is stopping hard: the task goes back to its queue.
 		if !w.cfg.AckEarly {
@@ -114,7 +114,10 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 	}
 	if err == nil {
 		st := &Status{State: Success, Retries: runs}
-		if st.Result, err = json.Marshal(val); err != nil {
+		needed := !m.IgnoreResult || len(m.Embed.Callbacks) > 0 || len(m.Embed.Chain) > 0 || m.Embed.Chord != nil
+		if !needed {
+			// Nobody reads it: skip the encoding.
+		} else if st.Result, err = json.Marshal(val); err != nil {
 			st = &Status{State: Failure, Retries: runs, Error: &TaskError{Type: "error", Message: "encode result: " + err.Error()}}
 		}
 		w.event(EventTaskSucceeded, m, queue, Event{Retries: runs, Runtime: time.Since(began).Seconds()})
@@ -161,15 +164,6 @@ func (w *Worker) rateWait(ctx, opCtx context.Context, msg jetstream.Msg, queue s
 			return false
 		}
 	}
-}
-
-// metricName is the task label of a metric: the task's name if the
-// worker handles it, so that senders cannot grow the label set.
-func (w *Worker) metricName(name string) string {
-	if w.handlers[name] == nil {
-		return "unknown"
-	}
-	return name
 }
 
 // failed retries the task or, when no retry is left or allowed, records
@@ -246,8 +240,19 @@ func (w *Worker) dead(ctx context.Context, msg jetstream.Msg, queue string, m *t
 // acknowledges the task.
 func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message, st *Status, ack bool) {
 	w.processed.Add(1)
-	w.m.runs.WithLabelValues(w.metricName(m.Task), string(st.State)).Inc()
+	if c := w.m.forTask(m.Task).runs[st.State]; c != nil {
+		c.Inc()
+	}
 	st.ID, st.Task = m.ID, m.Task
+	if !m.IgnoreResult && ack && !w.cfg.AckEarly && !hasFollowUps(m, st) {
+		// The common case: store the result asynchronously and let the
+		// acker acknowledge the task once the result is stored, so this
+		// runner takes its next task at once.
+		if f, err := w.results.putAsync(st); err == nil {
+			w.acks <- pendingAck{f, msg, m}
+			return
+		}
+	}
 	if !m.IgnoreResult {
 		if err := w.results.put(ctx, st); err != nil {
 			w.log.Warn("task result not stored", "task", m.Task, "id", m.ID, "state", st.State, "err", err)
@@ -274,15 +279,11 @@ func (w *Worker) end(ctx context.Context, msg jetstream.Msg, m *taskwire.Message
 func (w *Worker) call(ctx context.Context, msg jetstream.Msg, h rawHandler, m *taskwire.Message, req *Request) (any, error) {
 	hctx, cancelCause := context.WithCancelCause(context.WithValue(ctx, requestKey{}, req))
 	defer cancelCause(nil)
-	defer w.revoked.track(&runningTask{info: TaskInfo{ID: req.ID, Task: req.Task, Queue: req.Queue, Started: time.Now().UTC()}, cancel: cancelCause})()
+	defer w.revoked.track(&runningTask{info: TaskInfo{ID: req.ID, Task: req.Task, Queue: req.Queue, Started: time.Now()}, cancel: cancelCause, msg: msg})()
 	var cancel context.CancelFunc
 	if m.SoftLimit > 0 {
 		hctx, cancel = context.WithTimeout(hctx, m.SoftLimit)
 		defer cancel()
-	}
-	if !w.cfg.AckEarly {
-		hb := startHeartbeat(msg, w.visibility[req.Queue]/3)
-		defer hb.stop()
 	}
 	v, err := w.callLimited(hctx, h, m, req)
 	if err != nil && errors.Is(context.Cause(hctx), ErrRevoked) {
@@ -346,40 +347,37 @@ func taskError(err error) *TaskError {
 	return &TaskError{Type: "error", Message: err.Error()}
 }
 
-// heartbeat tells the engine, every period, that a task still runs, so
-// its visibility timeout does not lapse.
-type heartbeat struct {
-	mu      sync.Mutex
-	t       *time.Timer
-	stopped bool
-}
-
-func startHeartbeat(msg jetstream.Msg, period time.Duration) *heartbeat {
-	hb := &heartbeat{}
-	if period <= 0 {
-		return hb
-	}
-	hb.mu.Lock()
-	defer hb.mu.Unlock()
-	var beat func()
-	beat = func() {
-		msg.InProgress()
-		hb.mu.Lock()
-		defer hb.mu.Unlock()
-		if !hb.stopped {
-			hb.t = time.AfterFunc(period, beat)
+// keepVisible tells the engine, every third of a queue's visibility
+// timeout, that the tasks this worker runs or holds are still in hand,
+// until stop is closed: one ticker for the worker, not a timer per task.
+func (w *Worker) keepVisible(bufs []*prefetch, stop <-chan struct{}) {
+	tick := time.Duration(0)
+	for _, v := range w.visibility {
+		if p := v / 3; tick == 0 || p < tick {
+			tick = p
 		}
 	}
-	hb.t = time.AfterFunc(period, beat)
-	return hb
-}
-
-func (hb *heartbeat) stop() {
-	hb.mu.Lock()
-	defer hb.mu.Unlock()
-	hb.stopped = true
-	if hb.t != nil {
-		hb.t.Stop()
+	if tick <= 0 {
+		return
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			if !w.cfg.AckEarly {
+				for _, m := range w.revoked.stale(now, w.visibility) {
+					m.InProgress()
+				}
+			}
+			for _, b := range bufs {
+				for _, m := range b.stale(now) {
+					m.InProgress()
+				}
+			}
+		}
 	}
 }
 
@@ -390,14 +388,71 @@ type resultWriter struct {
 }
 
 func (r resultWriter) put(ctx context.Context, st *Status) error {
+	msg, err := r.msg(st)
+	if err != nil {
+		return err
+	}
+	_, err = r.js.PublishMsg(ctx, msg)
+	return err
+}
+
+// putAsync stores st without waiting for the engine's acknowledgement.
+func (r resultWriter) putAsync(st *Status) (jetstream.PubAckFuture, error) {
+	msg, err := r.msg(st)
+	if err != nil {
+		return nil, err
+	}
+	return r.js.PublishMsgAsync(msg)
+}
+
+func (r resultWriter) msg(st *Status) (*nats.Msg, error) {
 	st.Worker = r.worker
 	if st.State.Final() {
 		st.DateDone = time.Now().UTC()
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = r.js.Publish(ctx, "$KV."+taskwire.ResultBucket+"."+st.ID, b)
-	return err
+	return &nats.Msg{Subject: "$KV." + taskwire.ResultBucket + "." + st.ID, Data: b}, nil
+}
+
+// hasFollowUps reports whether ending m with st sends anything
+// (followUp), which needs the result stored first.
+func hasFollowUps(m *taskwire.Message, st *Status) bool {
+	e := &m.Embed
+	switch st.State {
+	case Success:
+		return len(e.Callbacks) > 0 || len(e.Chain) > 0 || e.Chord != nil
+	case Failure:
+		return len(e.Errbacks) > 0 || e.Chord != nil
+	}
+	return false
+}
+
+// pendingAck is a task to acknowledge once its result is stored.
+type pendingAck struct {
+	result jetstream.PubAckFuture
+	msg    jetstream.Msg
+	m      *taskwire.Message
+}
+
+// acker acknowledges tasks as their results are stored, in order, until
+// acks is closed and drained. A task whose result could not be stored is
+// not acknowledged: it runs again.
+func (w *Worker) acker(acks <-chan pendingAck) {
+	for p := range acks {
+		t := time.NewTimer(opTimeout)
+		select {
+		case <-p.result.Ok():
+			p.msg.Ack()
+		case err := <-p.result.Err():
+			w.log.Warn("task result not stored; redelivering", "task", p.m.Task, "id", p.m.ID, "err", err)
+			p.msg.NakWithDelay(time.Second)
+		case <-t.C:
+			w.log.Warn("task result not confirmed; redelivering", "task", p.m.Task, "id", p.m.ID, "after", opTimeout)
+			p.msg.NakWithDelay(time.Second)
+		}
+		t.Stop()
+	}
 }

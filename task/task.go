@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/mortarhq/mortar"
@@ -76,9 +77,12 @@ func decodeArgs(args, kwargs json.RawMessage, into any) error {
 	case len(args) == 0 || isEmpty(args, "[]"):
 		return nil
 	default:
-		var items []json.RawMessage
-		if err := json.Unmarshal(args, &items); err != nil {
-			return err
+		if !json.Valid(args) {
+			return errors.New("arguments are not JSON")
+		}
+		items := taskwire.SplitArray(bytes.TrimSpace(args))
+		if items == nil {
+			return errors.New("arguments: want a JSON array")
 		}
 		src = args
 		if len(items) == 1 {
@@ -88,7 +92,11 @@ func decodeArgs(args, kwargs json.RawMessage, into any) error {
 	return json.Unmarshal(src, into)
 }
 
+// isEmpty reports whether raw is empty, spaces aside.
 func isEmpty(raw json.RawMessage, empty string) bool {
+	if string(raw) == empty {
+		return true
+	}
 	return string(bytes.Join(bytes.Fields(raw), nil)) == empty
 }
 

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -99,12 +101,39 @@ type Worker struct {
 	rates      *rateLimits
 	processed  atomic.Int64
 	m          workerMetrics
+	acks       chan pendingAck // to the acker; set by Start
 }
 
 type workerMetrics struct {
 	runs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	active   prometheus.GaugeFunc
+	byTask   map[string]*taskMetrics // by handled name, and "unknown"; fixed by Start
+}
+
+// taskMetrics are one task's series, looked up once.
+type taskMetrics struct {
+	runs     map[State]prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *workerMetrics) forTask(name string) *taskMetrics {
+	if tm := m.byTask[name]; tm != nil {
+		return tm
+	}
+	return m.byTask["unknown"]
+}
+
+// bind looks up the series of every handled task.
+func (m *workerMetrics) bind(names []string) {
+	m.byTask = map[string]*taskMetrics{}
+	for _, n := range append(names, "unknown") {
+		tm := &taskMetrics{runs: map[State]prometheus.Counter{}, duration: m.duration.WithLabelValues(n)}
+		for _, st := range []State{Success, Failure, Retry, Revoked} {
+			tm.runs[st] = m.runs.WithLabelValues(n, string(st))
+		}
+		m.byTask[n] = tm
+	}
 }
 
 func (w *Worker) newMetrics(reg prometheus.Registerer) error {
@@ -321,6 +350,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("task: worker: rate limits: %w", err)
 	}
 	w.state = 1
+	w.m.bind(slices.Collect(maps.Keys(w.handlers)))
 	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
 	w.hard = hard
 	fetchCtx, stop := context.WithCancelCause(ctx)
@@ -345,6 +375,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		defer close(work)
 		w.dispatch(fetchCtx, bufs, avail, free, work)
 	})
+	w.acks = make(chan pendingAck, 4*w.cfg.Concurrency)
+	var wgAck sync.WaitGroup
+	wgAck.Go(func() { w.acker(w.acks) })
 	for range w.cfg.Concurrency {
 		wg.Go(func() {
 			for {
@@ -366,8 +399,13 @@ func (w *Worker) Start(ctx context.Context) error {
 		w.log.Warn("task worker cannot answer inspections", "err", err)
 	}
 	wg.Go(func() { w.heartbeats(fetchCtx) })
+	keeperStop := make(chan struct{})
+	wgAck.Go(func() { w.keepVisible(bufs, keeperStop) })
 	go func() {
 		wg.Wait()
+		close(keeperStop)
+		close(w.acks)
+		wgAck.Wait()
 		if inspectSub != nil {
 			inspectSub.Unsubscribe()
 		}

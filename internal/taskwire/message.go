@@ -65,7 +65,7 @@ var ErrMalformed = errors.New("task: malformed message")
 type Message struct {
 	Task     string // the task's registered name
 	ID       string
-	RootID   string // the first task of the workflow; ID when alone
+	RootID   string // the first task of the workflow; ID when alone (then not sent)
 	ParentID string // the task that sent this one, if any
 	Group    string // the group this task belongs to, if any
 	Lang     string // the sender's language ("go" from the SDK)
@@ -133,7 +133,9 @@ func (m *Message) NewMsg(subject string) *nats.Msg {
 	set(HdrLang, m.Lang)
 	set(HdrTask, m.Task)
 	set(HdrID, m.ID)
-	set(HdrRootID, m.RootID)
+	if m.RootID != m.ID {
+		set(HdrRootID, m.RootID) // absent: the task is its own root
+	}
 	set(HdrParentID, m.ParentID)
 	set(HdrGroup, m.Group)
 	set(HdrOrigin, m.Origin)
@@ -274,6 +276,9 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 	if m.ID == "" && m.Schedule == "" {
 		return bad("header "+HdrID, errors.New("missing"))
 	}
+	if m.RootID == "" {
+		m.RootID = m.ID
+	}
 	if err := m.decodeBody(data); err != nil {
 		return bad("body", err)
 	}
@@ -281,9 +286,12 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 }
 
 func (m *Message) decodeBody(data []byte) error {
-	var parts []json.RawMessage
-	if err := json.Unmarshal(data, &parts); err != nil {
-		return err
+	if !json.Valid(data) {
+		return errors.New("not JSON")
+	}
+	parts := SplitArray(bytes.TrimSpace(data))
+	if parts == nil {
+		return errors.New("want [args, kwargs, embed]")
 	}
 	if len(parts) != 3 {
 		return fmt.Errorf("want [args, kwargs, embed], got %d elements", len(parts))
@@ -295,15 +303,54 @@ func (m *Message) decodeBody(data []byte) error {
 		return errors.New("kwargs: want a JSON object")
 	}
 	m.Args, m.Kwargs = parts[0], parts[1]
-	if e := parts[2]; !bytes.Equal(e, []byte("null")) {
-		if e[0] != '{' {
-			return errors.New("embed: want a JSON object")
-		}
+	switch e := parts[2]; {
+	case string(e) == "null" || string(e) == "{}":
+	case e[0] != '{':
+		return errors.New("embed: want a JSON object")
+	default:
 		if err := json.Unmarshal(e, &m.Embed); err != nil {
 			return fmt.Errorf("embed: %v", err)
 		}
 	}
 	return nil
+}
+
+// SplitArray returns the elements of the valid JSON array b, each
+// without surrounding space and sharing b's memory, or nil if b is not
+// an array. It is the hot path of every task a worker takes: no
+// allocation beyond the slice, no second parse.
+func SplitArray(b []byte) [][]byte {
+	if len(b) < 2 || b[0] != '[' {
+		return nil
+	}
+	parts := make([][]byte, 0, 3)
+	depth, start, inStr, esc := 0, 1, false, false
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '[' || c == '{':
+			depth++
+		case (c == ']' || c == '}') && depth > 0:
+			depth--
+		case c == ',' && depth == 0, c == ']' && depth == 0:
+			if el := bytes.TrimSpace(b[start:i]); len(el) > 0 {
+				parts = append(parts, el)
+			}
+			start = i + 1
+		}
+	}
+	return parts
 }
 
 func count(s string) (int, error) {

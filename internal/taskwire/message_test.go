@@ -1,6 +1,7 @@
 package taskwire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -24,7 +25,7 @@ func full() *Message {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, m := range []*Message{full(), {Task: "t", ID: "i", MaxRetries: -1, Args: json.RawMessage(`[]`), Kwargs: json.RawMessage(`{}`)}} {
+	for _, m := range []*Message{full(), {Task: "t", ID: "i", RootID: "i", MaxRetries: -1, Args: json.RawMessage(`[]`), Kwargs: json.RawMessage(`{}`)}} {
 		msg := m.NewMsg(QueueSubject("default"))
 		got, err := Decode(msg.Header, msg.Data)
 		if err != nil {
@@ -116,6 +117,28 @@ func FuzzDecode(f *testing.F) {
 		}
 		if m2.Task != m.Task || m2.ID != m.ID || m2.Retries != m.Retries || string(m2.Args) != string(m.Args) {
 			t.Fatalf("round trip changed %+v into %+v", m, m2)
+		}
+	})
+}
+
+// SplitArray agrees with encoding/json on every valid array.
+func FuzzSplitArray(f *testing.F) {
+	for _, s := range []string{`[]`, `[1]`, `[[1,2],{"a":"]"},null]`, `[ "a\"]", {"b":[{}]} , 3 ]`, `["\\"]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want []json.RawMessage
+		if json.Unmarshal(b, &want) != nil || bytes.TrimSpace(b)[0] != '[' {
+			return
+		}
+		got := SplitArray(bytes.TrimSpace(b))
+		if len(got) != len(want) {
+			t.Fatalf("SplitArray(%q) = %q, want %q", b, got, want)
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("SplitArray(%q)[%d] = %q, want %q", b, i, got[i], want[i])
+			}
 		}
 	})
 }
