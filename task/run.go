@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// opTimeout bounds each write a worker makes for a task (a result, a
-// retry, a dead letter).
+// opTimeout bounds the wait for the engine to confirm a result stored
+// asynchronously.
 const opTimeout = 10 * time.Second
 
 // etaSlack: a task whose ETA is at most this far ahead runs now.
@@ -37,8 +37,9 @@ func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
 		msg.Term()
 		return
 	}
-	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
-	defer cancel()
+	// The task's own writes (result, retry, dead letter) go ahead when
+	// the worker stops; each is bounded by the engine client's timeout.
+	opCtx := w.opCtx
 	m, err := taskwire.Decode(msg.Headers(), msg.Data())
 	if err != nil {
 		w.dead(opCtx, msg, queue, nil, 0, &TaskError{Type: "malformed", Message: err.Error()})

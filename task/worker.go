@@ -39,6 +39,14 @@ type WorkerConfig struct {
 	// Concurrency is how many tasks run at once, across the queues.
 	// Defaults to ConcurrencyDefault.
 	Concurrency int
+	// Prefetch is how many tasks per queue the worker takes ahead of
+	// running them (Celery's prefetch multiplier times concurrency): the
+	// engine hands tasks over in batches of about half of it, so a larger
+	// prefetch costs less per task. Tasks taken ahead are kept invisible
+	// to other workers while they wait, but they wait: for tasks that run
+	// long, set it to Concurrency, so that an idle worker is not kept from
+	// tasks another holds. Defaults to 4 × Concurrency.
+	Prefetch int
 	// Visibility is how long a task of a queue may go unacknowledged
 	// before the engine hands it to another worker; the worker extends it
 	// while the task runs, so it bounds how soon a dead worker's task runs
@@ -102,6 +110,7 @@ type Worker struct {
 	processed  atomic.Int64
 	m          workerMetrics
 	acks       chan pendingAck // to the acker; set by Start
+	opCtx      context.Context // the tasks' writes: outlives a hard stop; set by Start
 }
 
 type workerMetrics struct {
@@ -201,6 +210,10 @@ func NewWorker(conn *mortar.Conn, cfg *WorkerConfig) (*Worker, error) {
 		return nil, fmt.Errorf("task: new worker: concurrency %d: want a positive number", c.Concurrency)
 	}
 	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	if c.Prefetch < 0 {
+		return nil, fmt.Errorf("task: new worker: prefetch %d: want a positive number", c.Prefetch)
+	}
+	c.Prefetch = cmp.Or(c.Prefetch, 4*c.Concurrency)
 	if c.Name == "" {
 		host, _ := os.Hostname()
 		c.Name = host + "@" + strconv.Itoa(os.Getpid())
@@ -323,13 +336,13 @@ func (w *Worker) Start(ctx context.Context) error {
 			return fmt.Errorf("task: worker: queue %s: %w", q, err)
 		}
 		w.visibility[q] = cons.CachedInfo().Config.AckWait
-		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch))
 		if err != nil {
 			w.stopIters()
 			return fmt.Errorf("task: worker: queue %s: %w", q, err)
 		}
 		w.iters = append(w.iters, it)
-		bufs = append(bufs, newPrefetch(w.cfg.Concurrency, w.visibility[q]/3))
+		bufs = append(bufs, newPrefetch(w.cfg.Prefetch, w.visibility[q]/3))
 	}
 	var wgRevoked sync.WaitGroup
 	stopRevoked, err := mirror(ctx, w.js, taskwire.RevokedBucket, ">", &wgRevoked, w.revoked.add)
@@ -351,6 +364,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.state = 1
 	w.m.bind(slices.Collect(maps.Keys(w.handlers)))
+	w.opCtx = context.WithoutCancel(ctx)
 	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
 	w.hard = hard
 	fetchCtx, stop := context.WithCancelCause(ctx)
@@ -453,11 +467,12 @@ func (w *Worker) event(typ string, m *taskwire.Message, queue string, e Event) {
 	if !w.cfg.Events {
 		return
 	}
-	e.Type, e.Worker, e.Queue = typ, w.cfg.Name, queue
+	ev := e // only this copy escapes, and only when events are on
+	ev.Type, ev.Worker, ev.Queue = typ, w.cfg.Name, queue
 	if m != nil {
-		e.ID, e.Task = m.ID, m.Task
+		ev.ID, ev.Task = m.ID, m.Task
 	}
-	emit(w.conn.NATS(), &e)
+	emit(w.conn.NATS(), &ev)
 }
 
 // Stop stops taking tasks, waits for the running ones to finish and

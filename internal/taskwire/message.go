@@ -125,10 +125,16 @@ func (m *Message) NewMsg(subject string) *nats.Msg {
 	for k, v := range m.Headers {
 		h[k] = []string{v}
 	}
+	vals := make([]string, 0, 8) // one allocation for the usual headers' values
 	set := func(k, v string) {
-		if v != "" {
-			h[k] = []string{v}
+		if v == "" {
+			return
 		}
+		if len(vals) == cap(vals) {
+			vals = make([]string, 0, 8)
+		}
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	set(HdrLang, m.Lang)
 	set(HdrTask, m.Task)
