@@ -129,6 +129,18 @@ func TestForeignProducer(t *testing.T) {
 	if err != nil || string(raw) != "42" {
 		t.Fatalf("Get = %s, %v; want 42", raw, err)
 	}
+	// The same in msgpack: [[1, 2], {}, nil].
+	msg = nats.NewMsg(taskwire.QueueSubject(task.QueueDefault))
+	msg.Header.Set("task", "py.add")
+	msg.Header.Set("id", "mp-1")
+	msg.Header.Set("content-type", "application/x-msgpack")
+	msg.Data = []byte{0x93, 0x92, 0x01, 0x02, 0x80, 0xc0}
+	if _, err := b.conn.JetStream().PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := b.client.Result("mp-1").Get(ctx); err != nil || string(raw) != "3" {
+		t.Fatalf("msgpack: Get = %s, %v; want 3", raw, err)
+	}
 }
 
 func TestRetryThenSuccess(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mortarhq/mortar/internal/msgpack"
 	"github.com/nats-io/nats.go"
 )
 
@@ -55,8 +56,12 @@ const (
 	HdrError  = "mortar-error"
 )
 
-// ContentJSON is the only body encoding.
-const ContentJSON = "application/json"
+// The body encodings: JSON, and msgpack (Celery's names). A worker reads
+// a msgpack body into JSON; a message mortar writes is JSON.
+const (
+	ContentJSON    = "application/json"
+	ContentMsgpack = "application/x-msgpack"
+)
 
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("task: malformed message")
@@ -211,6 +216,7 @@ func seconds(d time.Duration) string {
 // wraps ErrMalformed and says which part is wrong.
 func Decode(h nats.Header, data []byte) (*Message, error) {
 	m := &Message{MaxRetries: -1}
+	msgpackBody := false
 	bad := func(part string, err error) (*Message, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, part, err)
 	}
@@ -261,8 +267,12 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 		case HdrBackoff:
 			m.BackoffMin, m.BackoffMax, err = pair(v)
 		case HdrContentType:
-			if v != ContentJSON {
-				err = fmt.Errorf("%q: only %s is understood", v, ContentJSON)
+			switch v {
+			case ContentJSON:
+			case ContentMsgpack:
+				msgpackBody = true
+			default:
+				err = fmt.Errorf("%q: want %s or %s", v, ContentJSON, ContentMsgpack)
 			}
 		default:
 			if !strings.HasPrefix(k, "Nats-") && !strings.HasPrefix(k, "mortar-") {
@@ -284,6 +294,12 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 	}
 	if m.RootID == "" {
 		m.RootID = m.ID
+	}
+	if msgpackBody {
+		var err error
+		if data, err = msgpackToJSON(data); err != nil {
+			return bad("body", err)
+		}
 	}
 	if err := m.decodeBody(data); err != nil {
 		return bad("body", err)
@@ -357,6 +373,32 @@ func SplitArray(b []byte) [][]byte {
 		}
 	}
 	return parts
+}
+
+// msgpackToJSON reads a msgpack body, [args, kwargs, embed], as JSON.
+func msgpackToJSON(data []byte) ([]byte, error) {
+	v, rest, err := msgpack.ReadAny(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("%d bytes after the msgpack body", len(rest))
+	}
+	parts, ok := v.([]any)
+	if !ok || len(parts) != 3 {
+		return nil, errors.New("want the msgpack array [args, kwargs, embed]")
+	}
+	if _, ok := parts[1].(map[string]any); !ok && parts[1] != nil {
+		return nil, errors.New("kwargs: want a map with string keys")
+	}
+	if parts[1] == nil {
+		parts[1] = map[string]any{}
+	}
+	b, err := json.Marshal(parts)
+	if err != nil {
+		return nil, fmt.Errorf("a value JSON cannot hold: %v", err)
+	}
+	return b, nil
 }
 
 func count(s string) (int, error) {

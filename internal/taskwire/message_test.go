@@ -142,3 +142,46 @@ func FuzzSplitArray(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeMsgpack(t *testing.T) {
+	h := nats.Header{}
+	h.Set("task", "add")
+	h.Set("id", "mp-1")
+	h.Set("content-type", ContentMsgpack)
+	// [[2, 3], {"x": "y"}, nil]
+	body := []byte{0x93, 0x92, 0x02, 0x03, 0x81, 0xa1, 'x', 0xa1, 'y', 0xc0}
+	m, err := Decode(h, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Args) != "[2,3]" || string(m.Kwargs) != `{"x":"y"}` {
+		t.Fatalf("Decode(msgpack) = args %s kwargs %s", m.Args, m.Kwargs)
+	}
+	for _, bad := range [][]byte{{0x92, 0x90, 0x80}, {0x93, 0x90, 0x80, 0xc0, 0x00}, {0x93, 0x90, 0x81, 0x01, 0x02, 0xc0}, {0xc1}} {
+		if _, err := Decode(h, bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(msgpack %x) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
+func FuzzDecodeMsgpack(f *testing.F) {
+	f.Add([]byte{0x93, 0x92, 0x02, 0x03, 0x81, 0xa1, 'x', 0xa1, 'y', 0xc0})
+	f.Add([]byte{0x93, 0x90, 0x80, 0x81, 0xa5, 'c', 'h', 'a', 'i', 'n', 0x90})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		h := nats.Header{}
+		h.Set("task", "t")
+		h.Set("id", "i")
+		h.Set("content-type", ContentMsgpack)
+		m, err := Decode(h, body)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		again := m.NewMsg("s")
+		if _, err := Decode(again.Header, again.Data); err != nil {
+			t.Fatalf("re-decode of %+v as JSON: %v", m, err)
+		}
+	})
+}
