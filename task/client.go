@@ -103,6 +103,9 @@ type SendOpts struct {
 	IgnoreResult bool
 	// Headers travel with the task and reach the handler.
 	Headers map[string]string
+	// Priority puts the task in its queue's high or low band: a worker
+	// takes tasks of a higher band first. Defaults to PriorityNormal.
+	Priority Priority
 	// UniqueFor makes the send a no-op, failing with a *DuplicateError,
 	// while a task with the same unique key was sent within this window
 	// (whole seconds, at least one). Defaults to none.
@@ -110,6 +113,28 @@ type SendOpts struct {
 	// UniqueKey is the unique key. Defaults to the task's name, queue and
 	// arguments.
 	UniqueKey string
+}
+
+// Priority is a task's band within its queue.
+type Priority int8
+
+// The priorities.
+const (
+	PriorityLow    Priority = -1
+	PriorityNormal Priority = 0
+	PriorityHigh   Priority = 1
+)
+
+func (p Priority) band() (string, error) {
+	switch p {
+	case PriorityHigh:
+		return taskwire.BandHigh, nil
+	case PriorityNormal:
+		return taskwire.BandNormal, nil
+	case PriorityLow:
+		return taskwire.BandLow, nil
+	}
+	return "", fmt.Errorf("priority %d: want PriorityLow, PriorityNormal or PriorityHigh", p)
 }
 
 // ErrDuplicate is wrapped by the error of a send that UniqueFor
@@ -179,6 +204,10 @@ func (c *Client) prepare(name string, args, kwargs json.RawMessage, opts *SendOp
 	m.RootID = m.ID
 	queue := cmp.Or(o.Queue, c.queue)
 	if err := check(queue, m); err != nil {
+		return nil, "", nil, fmt.Errorf("task: send %s: %w", name, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
+	}
+	var err error
+	if m.Band, err = o.Priority.band(); err != nil {
 		return nil, "", nil, fmt.Errorf("task: send %s: %w", name, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
 	}
 	if o.UniqueFor < 0 {
@@ -261,9 +290,9 @@ func layout(queue string, m *taskwire.Message, msgID string) (*nats.Msg, error) 
 	if !m.ETA.IsZero() && time.Until(m.ETA) > 0 {
 		msg = m.NewMsg(taskwire.DelaySubject(queue, m.ID))
 		msg.Header.Set("Nats-Schedule", "@at "+m.ETA.UTC().Format(time.RFC3339Nano))
-		msg.Header.Set("Nats-Schedule-Target", taskwire.QueueSubject(queue))
+		msg.Header.Set("Nats-Schedule-Target", taskwire.BandSubject(queue, m.Band))
 	} else {
-		msg = m.NewMsg(taskwire.QueueSubject(queue))
+		msg = m.NewMsg(taskwire.BandSubject(queue, m.Band))
 	}
 	if len(msg.Data)+headerBytes(msg.Header) > taskwire.MaxMessageBytes {
 		return nil, mortar.Errorf(mortar.CodeTooLarge, "task message over %d bytes", taskwire.MaxMessageBytes)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mortarhq/mortar/internal/taskwire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -150,9 +151,10 @@ func (w *Worker) dispatch(ctx context.Context, bufs []*prefetch, avail <-chan st
 	}
 }
 
-// pick takes a waiting message: from the first queue that has one
-// (strict priority), or from one chosen at random by weight among those
-// that do.
+// pick takes a waiting message. bufs holds each queue's bands, highest
+// first. Strict priority takes from the first buffer that has one; with
+// weights, a queue is chosen at random by weight among those that have
+// one, then its highest band that has one.
 func (w *Worker) pick(bufs []*prefetch) jetstream.Msg {
 	if w.cfg.Weights == nil {
 		for _, b := range bufs {
@@ -162,7 +164,8 @@ func (w *Worker) pick(bufs []*prefetch) jetstream.Msg {
 		}
 		return nil
 	}
-	left := make([]int, len(bufs))
+	nb := len(taskwire.Bands)
+	left := make([]int, len(w.cfg.Queues))
 	for i := range left {
 		left[i] = i
 	}
@@ -177,8 +180,11 @@ func (w *Worker) pick(bufs []*prefetch) jetstream.Msg {
 			r -= w.cfg.Weights[left[k]]
 			k++
 		}
-		if m := bufs[left[k]].take(); m != nil {
-			return m
+		q := left[k]
+		for _, b := range bufs[q*nb : (q+1)*nb] {
+			if m := b.take(); m != nil {
+				return m
+			}
 		}
 		left = append(left[:k], left[k+1:]...)
 	}

@@ -73,7 +73,7 @@ func (w *Worker) inspect(bufs []*prefetch) Inspection {
 		b.mu.Lock()
 		for _, h := range b.msgs {
 			hd := h.msg.Headers()
-			in.Reserved = append(in.Reserved, TaskInfo{ID: hd.Get(taskwire.HdrID), Task: hd.Get(taskwire.HdrTask), Queue: w.cfg.Queues[i]})
+			in.Reserved = append(in.Reserved, TaskInfo{ID: hd.Get(taskwire.HdrID), Task: hd.Get(taskwire.HdrTask), Queue: w.cfg.Queues[i/len(taskwire.Bands)]})
 		}
 		b.mu.Unlock()
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mortarhq/mortar/internal/taskwire"
@@ -30,7 +29,7 @@ const nakMax = time.Second
 // run runs one delivered task to its end: a result, a retry, a dead
 // letter, or (when the worker stops hard) its return to the queue.
 func (w *Worker) run(ctx context.Context, msg jetstream.Msg) {
-	queue := strings.TrimPrefix(msg.Subject(), taskwire.QueuePrefix)
+	queue, _ := taskwire.ParseQueueSubject(msg.Subject())
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("task message without metadata", "queue", queue, "err", err)

@@ -318,31 +318,25 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.state != 0 {
 		return errors.New("task: worker: started twice")
 	}
+	// One buffer per queue and band, queue by queue, highest band first:
+	// the order of strict priority.
 	var bufs []*prefetch
 	for _, q := range w.cfg.Queues {
-		cc := taskwire.QueueConsumer(q)
-		if w.cfg.Visibility > 0 {
-			cc.AckWait = w.cfg.Visibility
+		for _, band := range taskwire.Bands {
+			cons, err := w.bind(ctx, q, band)
+			if err != nil {
+				w.stopIters()
+				return fmt.Errorf("task: worker: queue %s: %w", q, err)
+			}
+			w.visibility[q] = cons.CachedInfo().Config.AckWait
+			it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch))
+			if err != nil {
+				w.stopIters()
+				return fmt.Errorf("task: worker: queue %s: %w", q, err)
+			}
+			w.iters = append(w.iters, it)
+			bufs = append(bufs, newPrefetch(w.cfg.Prefetch, w.visibility[q]/3))
 		}
-		if w.cfg.MaxDeliveries > 0 {
-			cc.MaxDeliver = w.cfg.MaxDeliveries
-		}
-		cons, err := w.js.CreateConsumer(ctx, taskwire.Stream, cc)
-		if errors.Is(err, jetstream.ErrConsumerExists) {
-			cons, err = w.js.Consumer(ctx, taskwire.Stream, taskwire.ConsumerName(q))
-		}
-		if err != nil {
-			w.stopIters()
-			return fmt.Errorf("task: worker: queue %s: %w", q, err)
-		}
-		w.visibility[q] = cons.CachedInfo().Config.AckWait
-		it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch))
-		if err != nil {
-			w.stopIters()
-			return fmt.Errorf("task: worker: queue %s: %w", q, err)
-		}
-		w.iters = append(w.iters, it)
-		bufs = append(bufs, newPrefetch(w.cfg.Prefetch, w.visibility[q]/3))
 	}
 	var wgRevoked sync.WaitGroup
 	stopRevoked, err := mirror(ctx, w.js, taskwire.RevokedBucket, ">", &wgRevoked, w.revoked.add)
@@ -473,6 +467,23 @@ func (w *Worker) event(typ string, m *taskwire.Message, queue string, e Event) {
 		ev.ID, ev.Task = m.ID, m.Task
 	}
 	emit(w.conn.NATS(), &ev)
+}
+
+// bind returns the consumer of queue q's band, creating it with the
+// worker's queue settings if it is the first.
+func (w *Worker) bind(ctx context.Context, q, band string) (jetstream.Consumer, error) {
+	cc := taskwire.QueueConsumer(q, band)
+	if w.cfg.Visibility > 0 {
+		cc.AckWait = w.cfg.Visibility
+	}
+	if w.cfg.MaxDeliveries > 0 {
+		cc.MaxDeliver = w.cfg.MaxDeliveries
+	}
+	cons, err := w.js.CreateConsumer(ctx, taskwire.Stream, cc)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		cons, err = w.js.Consumer(ctx, taskwire.Stream, cc.Durable)
+	}
+	return cons, err
 }
 
 // Stop stops taking tasks, waits for the running ones to finish and

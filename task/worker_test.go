@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/task"
 )
 
@@ -334,5 +335,62 @@ func TestMaxDeliveries(t *testing.T) {
 	}
 	if st, _ := b.client.QueueStats(ctx, task.QueueDefault); st.Waiting != 0 || st.Taken != 0 {
 		t.Fatalf("the task is still in its queue: %+v", st)
+	}
+}
+
+// Within a queue, a worker takes high-priority tasks first, low last.
+func TestPriorityBands(t *testing.T) {
+	b := setup(t)
+	ctx := waitCtx(t)
+	bind(t, ctx, b.conn, task.QueueDefault)
+	const n = 10
+	for _, p := range []task.Priority{task.PriorityLow, task.PriorityNormal, task.PriorityHigh} {
+		for i := range n {
+			if _, err := add.Apply(ctx, b.client, addArgs{int(p), i}, &task.SendOpts{Priority: p, IgnoreResult: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if st, err := b.client.QueueStats(ctx, task.QueueDefault); err != nil || st.Waiting != 3*n {
+		t.Fatalf("QueueStats = %+v, %v; want %d waiting across the bands", st, err, 3*n)
+	}
+	if _, err := add.Apply(ctx, b.client, addArgs{}, &task.SendOpts{Priority: 7}); mortar.ErrorCode(err) != mortar.CodeInvalidArgument {
+		t.Fatalf("priority 7: %v, want invalid_argument", err)
+	}
+	var mu sync.Mutex
+	var order []int
+	done := make(chan struct{})
+	startWorker(t, b.conn, &task.WorkerConfig{Concurrency: 1}, func(w *task.Worker) {
+		task.Handle(w, add, func(ctx context.Context, a addArgs) (int, error) {
+			time.Sleep(time.Millisecond) // work; see TestStrictPriority
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, a.A)
+			if len(order) == 3*n {
+				close(done)
+			}
+			return 0, nil
+		})
+	})
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Until each band's first tasks arrive the worker may take one from a
+	// lower band; count the tasks that ran before one of a higher band.
+	inversions := 0
+	for i := range order {
+		for _, later := range order[i+1:] {
+			if later > order[i] {
+				inversions++
+				break
+			}
+		}
+	}
+	if inversions > 2 {
+		t.Fatalf("%d tasks ran before a task of a higher band: %v", inversions, order)
 	}
 }

@@ -86,7 +86,7 @@ func parseWhen(flag, s string) (time.Time, error) {
 
 func taskSendCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 	var (
-		kwargs, queue, id, eta, expires string
+		kwargs, queue, id, eta, expires, priority string
 		countdown, timeLimit, softLimit time.Duration
 		maxRetries                      int
 		wait, ignoreResult              bool
@@ -113,6 +113,15 @@ otherwise. Print its ID, or with --wait its result once it has run.`,
 				if opts.Expires, err = parseWhen("expires", expires); err != nil {
 					return err
 				}
+			}
+			switch priority {
+			case "high":
+				opts.Priority = task.PriorityHigh
+			case "low":
+				opts.Priority = task.PriorityLow
+			case "", "normal":
+			default:
+				return usagef("--priority %q: want high, normal or low", priority)
 			}
 			if cmd.Flags().Changed("max-retries") {
 				opts.MaxRetries = &maxRetries
@@ -148,6 +157,7 @@ otherwise. Print its ID, or with --wait its result once it has run.`,
 	f := cmd.Flags()
 	f.StringVar(&kwargs, "kwargs", "", "keyword arguments, a JSON object")
 	f.StringVar(&queue, "queue", "", "the queue (default \"default\")")
+	f.StringVar(&priority, "priority", "", "high, normal or low: workers take a queue's higher band first")
 	f.StringVar(&id, "id", "", "the task's ID (default: a new UUID); a repeated send with one ID within 2 minutes is queued once")
 	f.DurationVar(&countdown, "countdown", 0, "run no sooner than this from now")
 	f.StringVar(&eta, "eta", "", "run no sooner than this time (RFC 3339)")
@@ -157,7 +167,7 @@ otherwise. Print its ID, or with --wait its result once it has run.`,
 	f.DurationVar(&softLimit, "soft-time-limit", 0, "the handler's context ends after this long")
 	f.BoolVar(&ignoreResult, "ignore-result", false, "store no result")
 	f.BoolVar(&wait, "wait", false, "wait for the task to end (within --timeout) and print its result")
-	withoutEnv(f, "kwargs", "id", "countdown", "eta", "expires", "max-retries", "time-limit", "soft-time-limit", "ignore-result", "wait")
+	withoutEnv(f, "kwargs", "priority", "id", "countdown", "eta", "expires", "max-retries", "time-limit", "soft-time-limit", "ignore-result", "wait")
 	return cmd
 }
 

@@ -23,7 +23,7 @@ func (s *Store) openTasks(ctx context.Context) error {
 	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:               taskwire.Stream,
 		Description:        "mortar task queues: queued and delayed tasks, schedules",
-		Subjects:           []string{taskwire.QueuePrefix + "*", taskwire.DelayPrefix + "*.*", taskwire.SchedulePrefix + "*"},
+		Subjects:           []string{taskwire.QueuePrefix + "*", taskwire.QueuePrefix + "*.*", taskwire.DelayPrefix + "*.*", taskwire.SchedulePrefix + "*"},
 		Retention:          jetstream.WorkQueuePolicy,
 		Storage:            jetstream.FileStorage,
 		Replicas:           s.replicas,

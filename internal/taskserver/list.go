@@ -29,11 +29,16 @@ func (s *Server) list(ctx context.Context, _ string, r *task.ListRequest) (any, 
 	out := []task.Listed{}
 	switch r.State {
 	case "queued":
-		err := s.eachMsg(ctx, taskwire.QueueSubject(q), func(m *jetstream.RawStreamMsg) bool {
-			out = append(out, listed(m, q, "queued", m.Time))
-			return len(out) < limit
-		})
-		return out, err
+		for _, band := range taskwire.Bands {
+			err := s.eachMsg(ctx, taskwire.BandSubject(q, band), func(m *jetstream.RawStreamMsg) bool {
+				out = append(out, listed(m, q, "queued", m.Time))
+				return len(out) < limit
+			})
+			if err != nil || len(out) == limit {
+				return out, err
+			}
+		}
+		return out, nil
 	case "delayed":
 		err := s.eachMsg(ctx, taskwire.DelayPrefix+q+".*", func(m *jetstream.RawStreamMsg) bool {
 			at, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(m.Header.Get("Nats-Schedule"), "@at "))

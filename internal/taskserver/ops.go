@@ -58,6 +58,7 @@ type sendRequest struct {
 	Headers       map[string]string `json:"headers,omitempty"`
 	UniqueFor     string            `json:"unique_for,omitempty"` // a Go duration
 	UniqueKey     string            `json:"unique_key,omitempty"`
+	Priority      string            `json:"priority,omitempty"` // high, normal or low
 }
 
 type sendResponse struct {
@@ -67,6 +68,15 @@ type sendResponse struct {
 func (s *Server) send(ctx context.Context, reqID string, r *sendRequest) (any, error) {
 	opts := &task.SendOpts{Queue: r.Queue, ID: r.ID, ETA: r.ETA, Expires: r.Expires, MaxRetries: r.MaxRetries,
 		IgnoreResult: r.IgnoreResult, Headers: r.Headers, UniqueKey: r.UniqueKey}
+	switch r.Priority {
+	case "high":
+		opts.Priority = task.PriorityHigh
+	case "low":
+		opts.Priority = task.PriorityLow
+	case "", "normal":
+	default:
+		return nil, invalid("priority %q: want high, normal or low", r.Priority)
+	}
 	if opts.ID == "" && taskwire.CheckID(reqID) == nil {
 		opts.ID = reqID // a retried request sends the task once
 	}
@@ -199,6 +209,20 @@ func (s *Server) stats(ctx context.Context, q string) (*task.QueueStats, error) 
 	if info.Paused {
 		out.PausedUntil = info.Config.PauseUntil.UTC()
 	}
+	for _, band := range []string{taskwire.BandHigh, taskwire.BandLow} {
+		bc, err := s.js.Consumer(ctx, taskwire.Stream, taskwire.BandConsumerName(q, band))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, engineErr(err)
+		}
+		bi := bc.CachedInfo()
+		out.Waiting += bi.NumPending
+		out.Taken += bi.NumAckPending
+		out.Redelivered += bi.NumRedelivered
+		out.Pulling += bi.NumWaiting
+	}
 	delayed, err := s.js.CreateConsumer(ctx, taskwire.Stream, jetstream.ConsumerConfig{
 		Durable:       "d_" + q,
 		Description:   "counts queue " + q + "'s delayed tasks; never pulled",
@@ -235,16 +259,32 @@ func (s *Server) pause(ctx context.Context, _ string, r *task.PauseRequest) (any
 	if !until.After(time.Now()) {
 		return nil, invalid("until %v: in the past", r.Until)
 	}
-	_, err := s.js.PauseConsumer(ctx, taskwire.Stream, taskwire.ConsumerName(r.Queue), until)
-	return nil, engineErr(err)
+	return nil, s.eachBand(ctx, r.Queue, func(name string) error {
+		_, err := s.js.PauseConsumer(ctx, taskwire.Stream, name, until)
+		return err
+	})
 }
 
 func (s *Server) resume(ctx context.Context, _ string, r *task.QueueRef) (any, error) {
 	if _, err := s.queueConsumer(ctx, r.Queue); err != nil {
 		return nil, err
 	}
-	_, err := s.js.ResumeConsumer(ctx, taskwire.Stream, taskwire.ConsumerName(r.Queue))
-	return nil, engineErr(err)
+	return nil, s.eachBand(ctx, r.Queue, func(name string) error {
+		_, err := s.js.ResumeConsumer(ctx, taskwire.Stream, name)
+		return err
+	})
+}
+
+// eachBand calls fn with the consumer of each band of queue q that
+// exists.
+func (s *Server) eachBand(ctx context.Context, q string, fn func(consumer string) error) error {
+	for _, band := range taskwire.Bands {
+		err := fn(taskwire.BandConsumerName(q, band))
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return engineErr(err)
+		}
+	}
+	return nil
 }
 
 func (s *Server) purge(ctx context.Context, _ string, r *task.PurgeRequest) (any, error) {
@@ -255,6 +295,11 @@ func (s *Server) purge(ctx context.Context, _ string, r *task.PurgeRequest) (any
 	if err != nil {
 		return nil, err
 	}
+	nb, err := s.purgeSubject(ctx, taskwire.QueuePrefix+r.Queue+".*") // the other bands
+	if err != nil {
+		return nil, err
+	}
+	n += nb
 	if r.Delayed {
 		d, err := s.purgeSubject(ctx, taskwire.DelayPrefix+r.Queue+".*")
 		if err != nil {
@@ -381,7 +426,7 @@ func (s *Server) deadRetry(ctx context.Context, _ string, r *task.DeadRequest) (
 		if err != nil {
 			return task.Count{Count: n}, engineErr(err)
 		}
-		again := &nats.Msg{Subject: taskwire.QueueSubject(r.Queue), Header: nats.Header{}, Data: m.Data}
+		again := &nats.Msg{Subject: taskwire.BandSubject(r.Queue, m.Header.Get(taskwire.HdrPriority)), Header: nats.Header{}, Data: m.Data}
 		for k, v := range m.Header {
 			if !strings.HasPrefix(k, "Nats-") && k != taskwire.HdrReason && k != taskwire.HdrError && k != taskwire.HdrRetries {
 				again.Header[k] = v

@@ -28,6 +28,9 @@ const (
 	HdrArgsRepr   = "argsrepr"
 	HdrKwargsRepr = "kwargsrepr"
 	HdrOrigin     = "origin"
+	// HdrPriority is the task's band: high or low; absent means normal.
+	// It names the subject the task waits on (BandSubject).
+	HdrPriority = "priority"
 	// HdrContentType is Celery's content_type property. Only JSON is
 	// understood; absent means JSON.
 	HdrContentType = "content-type"
@@ -76,6 +79,7 @@ type Message struct {
 	Lang     string // the sender's language ("go" from the SDK)
 	Origin   string // the sender, host and process
 	Schedule string // the schedule that sent it, if any
+	Band     string // BandHigh, BandNormal or BandLow
 	Retries  int    // runs before this one that ended in a retry
 
 	ETA       time.Time     // not before; zero means now
@@ -151,6 +155,7 @@ func (m *Message) NewMsg(subject string) *nats.Msg {
 	set(HdrGroup, m.Group)
 	set(HdrOrigin, m.Origin)
 	set(HdrSchedule, m.Schedule)
+	set(HdrPriority, m.Band)
 	set(HdrArgsRepr, m.ArgsRepr)
 	set(HdrKwargsRepr, m.KwargsRepr)
 	if m.Retries > 0 {
@@ -244,6 +249,11 @@ func Decode(h nats.Header, data []byte) (*Message, error) {
 			m.Lang = v
 		case HdrOrigin:
 			m.Origin = v
+		case HdrPriority:
+			m.Band = v
+			if v != BandHigh && v != BandLow {
+				err = fmt.Errorf("%q: want high or low (absent: normal)", v)
+			}
 		case HdrSchedule:
 			m.Schedule, err = v, CheckQueue(v)
 		case HdrArgsRepr:

@@ -11,6 +11,7 @@
 package taskwire
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -142,8 +143,35 @@ const (
 	MaxMessageBytes = 1 << 20
 )
 
-// QueueSubject is the subject a task of queue q is published on.
+// Priority bands: a queue is three subjects, each with its consumer; a
+// worker takes from a higher band first.
+const (
+	BandHigh   = "high"
+	BandNormal = ""
+	BandLow    = "low"
+)
+
+// Bands are the priority bands, highest first.
+var Bands = []string{BandHigh, BandNormal, BandLow}
+
+// QueueSubject is the subject a task of queue q is published on, in the
+// normal band.
 func QueueSubject(q string) string { return QueuePrefix + q }
+
+// BandSubject is the subject of queue q's tasks in band.
+func BandSubject(q, band string) string {
+	if band == BandNormal {
+		return QueuePrefix + q
+	}
+	return QueuePrefix + q + "." + band
+}
+
+// ParseQueueSubject returns the queue and band of a task's subject.
+func ParseQueueSubject(subj string) (q, band string) {
+	rest := strings.TrimPrefix(subj, QueuePrefix)
+	q, band, _ = strings.Cut(rest, ".")
+	return q, band
+}
 
 // DelaySubject is the subject that holds task id of queue q until its ETA.
 func DelaySubject(q, id string) string { return DelayPrefix + q + "." + id }
@@ -151,8 +179,20 @@ func DelaySubject(q, id string) string { return DelayPrefix + q + "." + id }
 // DeadSubject is the subject of queue q's dead letters.
 func DeadSubject(q string) string { return DeadPrefix + q }
 
-// ConsumerName is the durable consumer of queue q, shared by its workers.
+// ConsumerName is the durable consumer of queue q's normal band, shared
+// by its workers.
 func ConsumerName(q string) string { return "q_" + q }
+
+// BandConsumerName is the durable consumer of queue q's band.
+func BandConsumerName(q, band string) string {
+	switch band {
+	case BandHigh:
+		return "qh_" + q
+	case BandLow:
+		return "ql_" + q
+	}
+	return ConsumerName(q)
+}
 
 // CheckQueue returns an error unless q is a queue name: 1 to 64 of
 // [A-Za-z0-9_-].
@@ -220,11 +260,11 @@ const MaxDeliveriesPrefix = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."
 
 // QueueConsumer is the durable consumer of queue q that its workers
 // share; the first worker of a queue creates it.
-func QueueConsumer(q string) jetstream.ConsumerConfig {
+func QueueConsumer(q, band string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       ConsumerName(q),
-		Description:   "mortar task queue " + q,
-		FilterSubject: QueueSubject(q),
+		Durable:       BandConsumerName(q, band),
+		Description:   "mortar task queue " + q + " " + cmp.Or(band, "normal"),
+		FilterSubject: BandSubject(q, band),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       VisibilityDefault,
 		MaxDeliver:    MaxDeliverDefault,
