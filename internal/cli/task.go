@@ -87,9 +87,9 @@ func parseWhen(flag, s string) (time.Time, error) {
 func taskSendCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 	var (
 		kwargs, queue, id, eta, expires, priority string
-		countdown, timeLimit, softLimit time.Duration
-		maxRetries                      int
-		wait, ignoreResult              bool
+		countdown, timeLimit, softLimit           time.Duration
+		maxRetries                                int
+		wait, ignoreResult                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "send NAME [ARG...]",
