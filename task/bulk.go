@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mortarhq/mortar/internal/taskwire"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +17,12 @@ type Call struct {
 	Args, Kwargs json.RawMessage // as Send's
 	Opts         *SendOpts
 }
+
+// stallWait is how long an asynchronous publish waits for room when the
+// connection has the most publishes awaiting acknowledgement that it
+// allows (nats.go gives up after 200 ms otherwise, which a node fsyncing
+// every write under load exceeds).
+const stallWait = 30 * time.Second
 
 // bulkWindow bounds the publishes of a bulk send awaiting the engine's
 // acknowledgement.
@@ -66,7 +73,7 @@ func (c *Client) SendMany(ctx context.Context, calls []Call) ([]*AsyncResult, er
 		msg, err := layout(queue, m, o.ID)
 		if err == nil {
 			var f jetstream.PubAckFuture
-			if f, err = c.js.PublishMsgAsync(msg); err == nil {
+			if f, err = c.js.PublishMsgAsync(msg, jetstream.WithStallWait(stallWait)); err == nil {
 				window = append(window, pending{i, m, f, undo})
 			}
 		}

@@ -402,7 +402,7 @@ func (r resultWriter) putAsync(st *Status) (jetstream.PubAckFuture, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.js.PublishMsgAsync(msg)
+	return r.js.PublishMsgAsync(msg, jetstream.WithStallWait(stallWait))
 }
 
 func (r resultWriter) msg(st *Status) (*nats.Msg, error) {
