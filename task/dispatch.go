@@ -2,7 +2,6 @@ package task
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -10,9 +9,6 @@ import (
 	"github.com/mortarhq/mortar/internal/taskwire"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// fetchPause is the pause after a failed fetch.
-const fetchPause = 100 * time.Millisecond
 
 // prefetch holds the messages a worker has taken from one queue but not
 // yet started, at most limit of them, each kept invisible to other
@@ -35,34 +31,42 @@ func newPrefetch(limit int, period time.Duration) *prefetch {
 	return &prefetch{limit: limit, period: period, space: make(chan struct{}, 1)}
 }
 
-// fetch moves the messages of one queue into b, signalling avail, until
-// the iterator ends. After ctx ends it returns what it takes to the
-// queue.
-func (w *Worker) fetch(ctx context.Context, it jetstream.MessagesContext, b *prefetch, avail chan<- struct{}) {
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return
-		}
-		if err != nil {
-			// Missed heartbeats (a busy or cut connection) and the like:
-			// the iterator goes on pulling once the engine answers.
-			w.log.Warn("task fetch", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(fetchPause):
+// receive is a queue band's consume callback: it holds msg in b,
+// waiting for room, and wakes a runner. After ctx ends (the worker
+// stops) it returns msg to the queue instead.
+func (w *Worker) receive(ctx context.Context, b *prefetch, msg jetstream.Msg) {
+	if !b.put(ctx, msg) {
+		msg.Nak() // not started: back to the queue now
+		return
+	}
+	w.held.Add(1)
+	w.wake()
+}
+
+// wake tells a waiting runner that a message is held.
+func (w *Worker) wake() {
+	select {
+	case w.avail <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next message for a runner, by priority (pick),
+// waiting until one is held; nil once ctx ends.
+func (w *Worker) next(ctx context.Context, bufs []*prefetch) jetstream.Msg {
+	for ctx.Err() == nil {
+		if m := w.pick(bufs); m != nil {
+			if w.held.Add(-1) > 0 {
+				w.wake() // more are held: pass the wake-up on
 			}
-			continue
-		}
-		if !b.put(ctx, msg) {
-			msg.Nak() // not started: back to the queue now
-			continue
+			return m
 		}
 		select {
-		case avail <- struct{}{}:
-		default:
+		case <-w.avail:
+		case <-ctx.Done():
 		}
 	}
+	return nil
 }
 
 // put adds msg once there is room; false if ctx ended first.
@@ -120,34 +124,6 @@ func (b *prefetch) stale(now time.Time) []jetstream.Msg {
 func (b *prefetch) returnAll() {
 	for m := b.take(); m != nil; m = b.take() {
 		m.Nak()
-	}
-}
-
-// dispatch hands one prefetched message at a time to a free runner. It
-// chooses among the queues only once a runner is free: choosing earlier
-// would choose among what had arrived by then.
-func (w *Worker) dispatch(ctx context.Context, bufs []*prefetch, avail <-chan struct{}, free <-chan struct{}, work chan<- jetstream.Msg) {
-	defer func() {
-		for _, b := range bufs {
-			b.returnAll()
-		}
-	}()
-	for {
-		select {
-		case <-free:
-		case <-ctx.Done():
-			return
-		}
-		msg := w.pick(bufs)
-		for msg == nil {
-			select {
-			case <-avail:
-			case <-ctx.Done():
-				return
-			}
-			msg = w.pick(bufs)
-		}
-		work <- msg // a runner is waiting for it
 	}
 }
 

@@ -102,7 +102,9 @@ type Worker struct {
 	stop     context.CancelCauseFunc // ends fetching
 	hard     context.CancelCauseFunc // ends running handlers
 	done     chan struct{}           // closed when every goroutine is gone
-	iters    []jetstream.MessagesContext
+	consumes []jetstream.ConsumeContext
+	held     atomic.Int64  // messages held in the prefetch buffers
+	avail    chan struct{} // a message is held
 
 	visibility map[string]time.Duration // per queue, from its consumer; set by Start
 	revoked    *revocations
@@ -318,31 +320,49 @@ func (w *Worker) Start(ctx context.Context) error {
 	if w.state != 0 {
 		return errors.New("task: worker: started twice")
 	}
+	// The worker's contexts: fetchCtx ends when it stops taking tasks,
+	// hardCtx when running handlers must stop.
+	fetchCtx, stop := context.WithCancelCause(ctx)
+	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
 	// One buffer per queue and band, queue by queue, highest band first:
 	// the order of strict priority.
 	var bufs []*prefetch
+	fail := func(err error) error {
+		stop(err)
+		hard(err)
+		w.stopConsumes()
+		for _, b := range bufs {
+			b.returnAll()
+		}
+		return err
+	}
+	w.avail = make(chan struct{}, 1)
 	for _, q := range w.cfg.Queues {
 		for _, band := range taskwire.Bands {
 			cons, err := w.bind(ctx, q, band)
 			if err != nil {
-				w.stopIters()
-				return fmt.Errorf("task: worker: queue %s: %w", q, err)
+				return fail(fmt.Errorf("task: worker: queue %s: %w", q, err))
 			}
 			w.visibility[q] = cons.CachedInfo().Config.AckWait
-			it, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Prefetch))
+			b := newPrefetch(w.cfg.Prefetch, w.visibility[q]/3)
+			cc, err := cons.Consume(func(msg jetstream.Msg) { w.receive(fetchCtx, b, msg) },
+				jetstream.PullMaxMessages(w.cfg.Prefetch),
+				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+					// Missed heartbeats (a busy or cut connection) and the
+					// like: consuming goes on once the engine answers.
+					w.log.Warn("task fetch", "queue", q, "err", err)
+				}))
 			if err != nil {
-				w.stopIters()
-				return fmt.Errorf("task: worker: queue %s: %w", q, err)
+				return fail(fmt.Errorf("task: worker: queue %s: %w", q, err))
 			}
-			w.iters = append(w.iters, it)
-			bufs = append(bufs, newPrefetch(w.cfg.Prefetch, w.visibility[q]/3))
+			w.consumes = append(w.consumes, cc)
+			bufs = append(bufs, b)
 		}
 	}
 	var wgRevoked sync.WaitGroup
 	stopRevoked, err := mirror(ctx, w.js, taskwire.RevokedBucket, ">", &wgRevoked, w.revoked.add)
 	if err != nil {
-		w.stopIters()
-		return fmt.Errorf("task: worker: revocations: %w", err)
+		return fail(fmt.Errorf("task: worker: revocations: %w", err))
 	}
 	rateKV, err := w.js.KeyValue(ctx, taskwire.RateBucket)
 	var stopRates func()
@@ -353,47 +373,29 @@ func (w *Worker) Start(ctx context.Context) error {
 	if err != nil {
 		stopRevoked()
 		wgRevoked.Wait()
-		w.stopIters()
-		return fmt.Errorf("task: worker: rate limits: %w", err)
+		return fail(fmt.Errorf("task: worker: rate limits: %w", err))
 	}
 	w.state = 1
 	w.m.bind(slices.Collect(maps.Keys(w.handlers)))
 	w.opCtx = context.WithoutCancel(ctx)
-	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
 	w.hard = hard
-	fetchCtx, stop := context.WithCancelCause(ctx)
 	w.stop = stop
 	context.AfterFunc(ctx, func() { hard(context.Cause(ctx)) })
-	// Once fetching ends, each iterator hands out what it prefetched and
-	// closes; fetch returns those messages to the queue.
-	iters := w.iters
+	// Once fetching ends, each consumer hands what it prefetched to
+	// receive, which returns it to the queue, and closes.
+	consumes := w.consumes
 	context.AfterFunc(fetchCtx, func() {
-		for _, it := range iters {
-			it.Drain()
+		for _, cc := range consumes {
+			cc.Drain()
 		}
 	})
 	var wg sync.WaitGroup
-	avail := make(chan struct{}, 1)
-	for i, it := range w.iters {
-		wg.Go(func() { w.fetch(fetchCtx, it, bufs[i], avail) })
-	}
-	work := make(chan jetstream.Msg)
-	free := make(chan struct{}, w.cfg.Concurrency)
-	wg.Go(func() {
-		defer close(work)
-		w.dispatch(fetchCtx, bufs, avail, free, work)
-	})
 	w.acks = make(chan pendingAck, 4*w.cfg.Concurrency)
 	var wgAck sync.WaitGroup
 	wgAck.Go(func() { w.acker(w.acks) })
 	for range w.cfg.Concurrency {
 		wg.Go(func() {
-			for {
-				free <- struct{}{}
-				msg, ok := <-work
-				if !ok {
-					return
-				}
+			for msg := w.next(fetchCtx, bufs); msg != nil; msg = w.next(fetchCtx, bufs) {
 				w.run(hardCtx, msg)
 			}
 		})
@@ -411,6 +413,12 @@ func (w *Worker) Start(ctx context.Context) error {
 	wgAck.Go(func() { w.keepVisible(bufs, keeperStop) })
 	go func() {
 		wg.Wait()
+		for _, cc := range consumes {
+			<-cc.Closed()
+		}
+		for _, b := range bufs {
+			b.returnAll()
+		}
 		close(keeperStop)
 		close(w.acks)
 		wgAck.Wait()
@@ -427,11 +435,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
-func (w *Worker) stopIters() {
-	for _, it := range w.iters {
-		it.Stop()
+func (w *Worker) stopConsumes() {
+	for _, cc := range w.consumes {
+		cc.Stop()
 	}
-	w.iters = nil
+	w.consumes = nil
 }
 
 // heartbeats sends worker-online, then worker-heartbeat every
