@@ -31,26 +31,41 @@ func init() {
 	registerTask(taskSystem{
 		name: "mortar", about: about + bulk + " Node --durability interval (fsync every 2 minutes).", results: true,
 		start: func(ctx context.Context, dir string, _ *taskOptions, stderr io.Writer) (*taskServer, error) {
-			return startMortarTasks(ctx, dir, "interval", true, stderr)
+			return startMortarTasks(ctx, dir, "interval", batchMany, stderr)
 		},
 	})
 	registerTask(taskSystem{
 		name: "mortar-send", about: "as mortar, but the producer is 64 goroutines calling Client.Send, one task at a time (each waits for the engine's ack).", results: true,
 		start: func(ctx context.Context, dir string, _ *taskOptions, stderr io.Writer) (*taskServer, error) {
-			return startMortarTasks(ctx, dir, "interval", false, stderr)
+			return startMortarTasks(ctx, dir, "interval", batchNone, stderr)
 		},
 	})
 	registerTask(taskSystem{
 		name: "mortar-always", about: "as mortar with node --durability always (fsync before every acknowledgment).", results: true,
 		start: func(ctx context.Context, dir string, _ *taskOptions, stderr io.Writer) (*taskServer, error) {
-			return startMortarTasks(ctx, dir, "always", true, stderr)
+			return startMortarTasks(ctx, dir, "always", batchMany, stderr)
+		},
+	})
+	registerTask(taskSystem{
+		name: "mortar-always-batch", about: "as mortar-always, but the producer sends with Client.SendBatch: atomic batches of 1000, one fsync each.", results: true,
+		start: func(ctx context.Context, dir string, _ *taskOptions, stderr io.Writer) (*taskServer, error) {
+			return startMortarTasks(ctx, dir, "always", batchAtomic, stderr)
 		},
 	})
 }
 
 var benchNoop = task.Define[int, int]("bench.noop")
 
-func startMortarTasks(ctx context.Context, dir, durability string, bulk bool, stderr io.Writer) (srv *taskServer, err error) {
+// How the producer sends.
+type batching int
+
+const (
+	batchNone   batching = iota // Client.Send, one task at a time, 64 goroutines
+	batchMany                   // Client.SendMany: pipelined acknowledgements
+	batchAtomic                 // Client.SendBatch: atomic batches, one fsync each
+)
+
+func startMortarTasks(ctx context.Context, dir, durability string, bulk batching, stderr io.Writer) (srv *taskServer, err error) {
 	node, err := startNode(ctx, dir, durability, 2*time.Hour, stderr)
 	if err != nil {
 		return nil, err
@@ -115,7 +130,10 @@ func startMortarTasks(ctx context.Context, dir, durability string, bulk bool, st
 		return nil, err
 	}
 	opts := map[bool]*task.SendOpts{false: {IgnoreResult: true}, true: {}}
-	b := &bulkSender{c: client, opts: opts}
+	b := &bulkSender{opts: opts, batch: mortarBatch, send: client.SendMany}
+	if bulk == batchAtomic {
+		b.batch, b.send = task.MaxGroup, client.SendBatch
+	}
 	q := goQueue{
 		enqueue: func(ctx context.Context, i int, results bool) error {
 			_, err := benchNoop.Apply(ctx, client, i, opts[results])
@@ -131,7 +149,7 @@ func startMortarTasks(ctx context.Context, dir, durability string, bulk bool, st
 			return int64(info.State.LastSeq - info.State.Msgs), nil
 		},
 	}
-	if bulk {
+	if bulk != batchNone {
 		q.producers = 4
 		q.enqueue = b.add
 		q.flush = b.flush
@@ -149,8 +167,9 @@ func startMortarTasks(ctx context.Context, dir, durability string, bulk bool, st
 // bulkSender gathers tasks and sends them with SendMany, mortarBatch at a
 // time; a batch goes out while the next fills.
 type bulkSender struct {
-	c    *task.Client
-	opts map[bool]*task.SendOpts
+	opts  map[bool]*task.SendOpts
+	batch int
+	send  func(context.Context, []task.Call) ([]*task.AsyncResult, error)
 
 	mu    sync.Mutex
 	calls []task.Call
@@ -161,11 +180,11 @@ func (b *bulkSender) add(ctx context.Context, i int, results bool) error {
 	args := append(strconv.AppendInt([]byte{'['}, int64(i), 10), ']')
 	b.calls = append(b.calls, task.Call{Task: benchNoop.Name, Args: args, Opts: b.opts[results]})
 	var full []task.Call
-	if len(b.calls) >= mortarBatch {
+	if len(b.calls) >= b.batch {
 		full, b.calls = b.calls, nil
 	}
 	b.mu.Unlock()
-	return b.send(ctx, full)
+	return b.flushCalls(ctx, full)
 }
 
 func (b *bulkSender) flush(ctx context.Context) error {
@@ -173,15 +192,15 @@ func (b *bulkSender) flush(ctx context.Context) error {
 	rest := b.calls
 	b.calls = nil
 	b.mu.Unlock()
-	return b.send(ctx, rest)
+	return b.flushCalls(ctx, rest)
 }
 
-func (b *bulkSender) send(ctx context.Context, calls []task.Call) error {
+func (b *bulkSender) flushCalls(ctx context.Context, calls []task.Call) error {
 	if len(calls) == 0 {
 		return nil
 	}
-	if _, err := b.c.SendMany(ctx, calls); err != nil {
-		return fmt.Errorf("send many: %w", err)
+	if _, err := b.send(ctx, calls); err != nil {
+		return fmt.Errorf("send: %w", err)
 	}
 	return nil
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/taskwire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -88,6 +90,55 @@ func (c *Client) SendMany(ctx context.Context, calls []Call) ([]*AsyncResult, er
 	flush()
 	if len(errs) > 0 {
 		return out, fmt.Errorf("task: send many: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// SendBatch sends calls as atomic batches of up to MaxGroup: each batch
+// is stored all or none, and the engine writes it with one fsync, so on
+// a node that fsyncs every write (--durability always) it is several
+// times faster than SendMany (docs/benchmarks.md). It returns one result
+// per call, in order; a call in a batch that failed has a nil result,
+// and the error says which batches failed. UniqueFor is not supported
+// here.
+func (c *Client) SendBatch(ctx context.Context, calls []Call) ([]*AsyncResult, error) {
+	out := make([]*AsyncResult, len(calls))
+	var errs []error
+	for start := 0; start < len(calls); start += MaxGroup {
+		end := min(start+MaxGroup, len(calls))
+		msgs := make([]*nats.Msg, 0, end-start)
+		ids := make([]string, 0, end-start)
+		var berr error
+		for i := start; i < end && berr == nil; i++ {
+			call := calls[i]
+			m, queue, o, err := c.prepare(call.Task, call.Args, call.Kwargs, call.Opts)
+			if err == nil && o.UniqueFor > 0 {
+				err = mortar.Errorf(mortar.CodeInvalidArgument, "UniqueFor is not supported by SendBatch")
+			}
+			var msg *nats.Msg
+			if err == nil {
+				msg, err = layout(queue, m, o.ID)
+			}
+			if err != nil {
+				berr = fmt.Errorf("call %d: %w", i, err)
+				break
+			}
+			msgs = append(msgs, msg)
+			ids = append(ids, m.ID)
+		}
+		if berr == nil {
+			berr = publishAtomic(ctx, c.js.Conn(), msgs)
+		}
+		if berr != nil {
+			errs = append(errs, fmt.Errorf("calls %d to %d: %w", start, end-1, berr))
+			continue
+		}
+		for i, id := range ids {
+			out[start+i] = &AsyncResult{ID: id, c: c}
+		}
+	}
+	if len(errs) > 0 {
+		return out, fmt.Errorf("task: send batch: %w", errors.Join(errs...))
 	}
 	return out, nil
 }

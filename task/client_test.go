@@ -3,6 +3,7 @@ package task_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,35 @@ func TestProgressAndTrackStarted(t *testing.T) {
 	release <- struct{}{}
 	if v, err := r.Get(ctx); v != "finished" || err != nil {
 		t.Fatalf("Get = %q, %v", v, err)
+	}
+}
+
+func TestSendBatch(t *testing.T) {
+	b := setup(t)
+	ctx := waitCtx(t)
+	startWorker(t, b.conn, &task.WorkerConfig{Concurrency: 16}, func(w *task.Worker) {
+		task.Handle(w, add, func(ctx context.Context, a addArgs) (int, error) { return a.A + a.B, nil })
+	})
+	calls := make([]task.Call, 1500) // two batches
+	for i := range calls {
+		calls[i] = task.Call{Task: add.Name, Kwargs: []byte(`{"A":` + strconv.Itoa(i) + `,"B":1}`)}
+	}
+	rs, err := b.client.SendBatch(ctx, calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if v, err := add.Result(b.client, r.ID).Get(ctx); v != i+1 || err != nil {
+			t.Fatalf("task %d: Get = %d, %v", i, v, err)
+		}
+	}
+	// A bad call fails its whole batch, and only that batch.
+	calls[1200].Task = "bad name"
+	rs, err = b.client.SendBatch(ctx, calls)
+	if err == nil || !strings.Contains(err.Error(), "calls 1000 to 1499") || strings.Contains(err.Error(), "calls 0 to 999") {
+		t.Fatalf("SendBatch error = %v", err)
+	}
+	if rs[0] == nil || rs[1000] != nil || rs[1499] != nil {
+		t.Fatal("results do not follow the batches")
 	}
 }
