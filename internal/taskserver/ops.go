@@ -404,18 +404,16 @@ func (s *Server) deadTargets(ctx context.Context, r *task.DeadRequest) ([]uint64
 	return seqs, err
 }
 
-func (s *Server) deadRetry(ctx context.Context, _ string, r *task.DeadRequest) (any, error) {
+// eachTarget calls fn with each dead letter a request names, and counts
+// the calls that succeeded.
+func (s *Server) eachTarget(ctx context.Context, r *task.DeadRequest, fn func(dead jetstream.Stream, m *jetstream.RawStreamMsg) error) (task.Count, error) {
 	seqs, err := s.deadTargets(ctx, r)
 	if err != nil {
-		return nil, err
+		return task.Count{}, err
 	}
 	dead, err := s.js.Stream(ctx, taskwire.DeadStream)
 	if err != nil {
-		return nil, engineErr(err)
-	}
-	results, err := s.js.KeyValue(ctx, taskwire.ResultBucket)
-	if err != nil {
-		return nil, engineErr(err)
+		return task.Count{}, engineErr(err)
 	}
 	n := 0
 	for _, seq := range seqs {
@@ -423,27 +421,10 @@ func (s *Server) deadRetry(ctx context.Context, _ string, r *task.DeadRequest) (
 		if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && m.Subject != taskwire.DeadSubject(r.Queue) {
 			return task.Count{Count: n}, mortar.Errorf(mortar.CodeNotFound, "dead letter %d of queue %s: not found", seq, r.Queue)
 		}
+		if err == nil {
+			err = fn(dead, m)
+		}
 		if err != nil {
-			return task.Count{Count: n}, engineErr(err)
-		}
-		again := &nats.Msg{Subject: taskwire.BandSubject(r.Queue, m.Header.Get(taskwire.HdrPriority)), Header: nats.Header{}, Data: m.Data}
-		for k, v := range m.Header {
-			if !strings.HasPrefix(k, "Nats-") && k != taskwire.HdrReason && k != taskwire.HdrError && k != taskwire.HdrRetries {
-				again.Header[k] = v
-			}
-		}
-		again.Header.Set(jetstream.MsgIDHeader, "undead-"+strconv.FormatUint(seq, 10))
-		// The task is pending again: its FAILURE goes first, so that a
-		// waiter waits for the new outcome.
-		if id := m.Header.Get(taskwire.HdrID); id != "" {
-			if err := results.Delete(ctx, id); err != nil {
-				return task.Count{Count: n}, engineErr(err)
-			}
-		}
-		if _, err := s.js.PublishMsg(ctx, again); err != nil {
-			return task.Count{Count: n}, engineErr(err)
-		}
-		if err := dead.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return task.Count{Count: n}, engineErr(err)
 		}
 		n++
@@ -451,28 +432,38 @@ func (s *Server) deadRetry(ctx context.Context, _ string, r *task.DeadRequest) (
 	return task.Count{Count: n}, nil
 }
 
-func (s *Server) deadDiscard(ctx context.Context, _ string, r *task.DeadRequest) (any, error) {
-	seqs, err := s.deadTargets(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	dead, err := s.js.Stream(ctx, taskwire.DeadStream)
+func (s *Server) deadRetry(ctx context.Context, _ string, r *task.DeadRequest) (any, error) {
+	results, err := s.js.KeyValue(ctx, taskwire.ResultBucket)
 	if err != nil {
 		return nil, engineErr(err)
 	}
-	n := 0
-	for _, seq := range seqs {
-		m, err := dead.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && m.Subject != taskwire.DeadSubject(r.Queue) {
-			return task.Count{Count: n}, mortar.Errorf(mortar.CodeNotFound, "dead letter %d of queue %s: not found", seq, r.Queue)
+	return s.eachTarget(ctx, r, func(dead jetstream.Stream, m *jetstream.RawStreamMsg) error {
+		again := &nats.Msg{Subject: taskwire.BandSubject(r.Queue, m.Header.Get(taskwire.HdrPriority)), Header: nats.Header{}, Data: m.Data}
+		for k, v := range m.Header {
+			if !strings.HasPrefix(k, "Nats-") && k != taskwire.HdrReason && k != taskwire.HdrError && k != taskwire.HdrRetries {
+				again.Header[k] = v
+			}
 		}
-		if err != nil {
-			return task.Count{Count: n}, engineErr(err)
+		again.Header.Set(jetstream.MsgIDHeader, "undead-"+strconv.FormatUint(m.Sequence, 10))
+		// The task is pending again: its FAILURE goes first, so that a
+		// waiter waits for the new outcome.
+		if id := m.Header.Get(taskwire.HdrID); id != "" {
+			if err := results.Delete(ctx, id); err != nil {
+				return err
+			}
 		}
-		if err := dead.DeleteMsg(ctx, seq); err != nil {
-			return task.Count{Count: n}, engineErr(err)
+		if _, err := s.js.PublishMsg(ctx, again); err != nil {
+			return err
 		}
-		n++
-	}
-	return task.Count{Count: n}, nil
+		if err := dead.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return err
+		}
+		return nil
+	})
+}
+
+func (s *Server) deadDiscard(ctx context.Context, _ string, r *task.DeadRequest) (any, error) {
+	return s.eachTarget(ctx, r, func(dead jetstream.Stream, m *jetstream.RawStreamMsg) error {
+		return dead.DeleteMsg(ctx, m.Sequence)
+	})
 }
