@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mortarhq/mortar/internal/taskwire"
@@ -31,38 +32,49 @@ func newPrefetch(limit int, period time.Duration) *prefetch {
 	return &prefetch{limit: limit, period: period, space: make(chan struct{}, 1)}
 }
 
+// runners is a set of runners and the queues they take from: the
+// worker's shared pool, or a queue with a concurrency of its own.
+type runners struct {
+	n       int
+	queues  []int       // indexes into WorkerConfig.Queues
+	bufs    []*prefetch // each queue's bands, highest first
+	weights []int       // per queue, or nil for strict priority
+	held    atomic.Int64
+	avail   chan struct{} // a message is held
+}
+
 // receive is a queue band's consume callback: it holds msg in b,
-// waiting for room, and wakes a runner. After ctx ends (the worker
+// waiting for room, and wakes one of rs. After ctx ends (the worker
 // stops) it returns msg to the queue instead.
-func (w *Worker) receive(ctx context.Context, b *prefetch, msg jetstream.Msg) {
+func (rs *runners) receive(ctx context.Context, b *prefetch, msg jetstream.Msg) {
 	if !b.put(ctx, msg) {
 		msg.Nak() // not started: back to the queue now
 		return
 	}
-	w.held.Add(1)
-	w.wake()
+	rs.held.Add(1)
+	rs.wake()
 }
 
 // wake tells a waiting runner that a message is held.
-func (w *Worker) wake() {
+func (rs *runners) wake() {
 	select {
-	case w.avail <- struct{}{}:
+	case rs.avail <- struct{}{}:
 	default:
 	}
 }
 
 // next returns the next message for a runner, by priority (pick),
 // waiting until one is held; nil once ctx ends.
-func (w *Worker) next(ctx context.Context, bufs []*prefetch) jetstream.Msg {
+func (rs *runners) next(ctx context.Context) jetstream.Msg {
 	for ctx.Err() == nil {
-		if m := w.pick(bufs); m != nil {
-			if w.held.Add(-1) > 0 {
-				w.wake() // more are held: pass the wake-up on
+		if m := rs.pick(); m != nil {
+			if rs.held.Add(-1) > 0 {
+				rs.wake() // more are held: pass the wake-up on
 			}
 			return m
 		}
 		select {
-		case <-w.avail:
+		case <-rs.avail:
 		case <-ctx.Done():
 		}
 	}
@@ -127,13 +139,12 @@ func (b *prefetch) returnAll() {
 	}
 }
 
-// pick takes a waiting message. bufs holds each queue's bands, highest
-// first. Strict priority takes from the first buffer that has one; with
-// weights, a queue is chosen at random by weight among those that have
-// one, then its highest band that has one.
-func (w *Worker) pick(bufs []*prefetch) jetstream.Msg {
-	if w.cfg.Weights == nil {
-		for _, b := range bufs {
+// pick takes a waiting message. Strict priority takes from the first
+// buffer that has one; with weights, a queue is chosen at random by
+// weight among those that have one, then its highest band that has one.
+func (rs *runners) pick() jetstream.Msg {
+	if rs.weights == nil {
+		for _, b := range rs.bufs {
 			if m := b.take(); m != nil {
 				return m
 			}
@@ -141,23 +152,23 @@ func (w *Worker) pick(bufs []*prefetch) jetstream.Msg {
 		return nil
 	}
 	nb := len(taskwire.Bands)
-	left := make([]int, len(w.cfg.Queues))
+	left := make([]int, len(rs.queues))
 	for i := range left {
 		left[i] = i
 	}
 	for len(left) > 0 {
 		total := 0
 		for _, i := range left {
-			total += w.cfg.Weights[i]
+			total += rs.weights[i]
 		}
 		r := rand.N(total)
 		k := 0
-		for r >= w.cfg.Weights[left[k]] {
-			r -= w.cfg.Weights[left[k]]
+		for r >= rs.weights[left[k]] {
+			r -= rs.weights[left[k]]
 			k++
 		}
 		q := left[k]
-		for _, b := range bufs[q*nb : (q+1)*nb] {
+		for _, b := range rs.bufs[q*nb : (q+1)*nb] {
 			if m := b.take(); m != nil {
 				return m
 			}

@@ -67,13 +67,13 @@ func (c *Client) Inspect(ctx context.Context) ([]Inspection, error) {
 }
 
 // inspect answers an inspection request.
-func (w *Worker) inspect(bufs []*prefetch) Inspection {
+func (w *Worker) inspect(bufs []*prefetch, queues []string) Inspection {
 	in := Inspection{Worker: w.cfg.Name, Queues: w.cfg.Queues, Concurrency: w.cfg.Concurrency, Active: w.revoked.active(), Reserved: []TaskInfo{}}
 	for i, b := range bufs {
 		b.mu.Lock()
 		for _, h := range b.msgs {
 			hd := h.msg.Headers()
-			in.Reserved = append(in.Reserved, TaskInfo{ID: hd.Get(taskwire.HdrID), Task: hd.Get(taskwire.HdrTask), Queue: w.cfg.Queues[i/len(taskwire.Bands)]})
+			in.Reserved = append(in.Reserved, TaskInfo{ID: hd.Get(taskwire.HdrID), Task: hd.Get(taskwire.HdrTask), Queue: queues[i]})
 		}
 		b.mu.Unlock()
 	}

@@ -36,9 +36,14 @@ type WorkerConfig struct {
 	// worker takes its next task from a queue that has one, chosen at
 	// random with these weights (weighted priority).
 	Weights []int
-	// Concurrency is how many tasks run at once, across the queues.
-	// Defaults to ConcurrencyDefault.
+	// Concurrency is how many tasks run at once, across the queues
+	// without a QueueConcurrency. Defaults to ConcurrencyDefault.
 	Concurrency int
+	// QueueConcurrency gives queues runners of their own: QueueConcurrency[q]
+	// tasks of queue q run at once, whatever the other queues hold, and
+	// q is left out of the shared Concurrency (and of Weights' choice).
+	// Defaults to none.
+	QueueConcurrency map[string]int
 	// Prefetch is how many tasks per queue the worker takes ahead of
 	// running them (Celery's prefetch multiplier times concurrency): the
 	// engine hands tasks over in batches of about half of it, so a larger
@@ -103,8 +108,6 @@ type Worker struct {
 	hard     context.CancelCauseFunc // ends running handlers
 	done     chan struct{}           // closed when every goroutine is gone
 	consumes []jetstream.ConsumeContext
-	held     atomic.Int64  // messages held in the prefetch buffers
-	avail    chan struct{} // a message is held
 
 	visibility map[string]time.Duration // per queue, from its consumer; set by Start
 	revoked    *revocations
@@ -208,6 +211,15 @@ func NewWorker(conn *mortar.Conn, cfg *WorkerConfig) (*Worker, error) {
 	if c.MaxDeliveries < 0 {
 		return nil, fmt.Errorf("task: new worker: max deliveries %d: want a positive number", c.MaxDeliveries)
 	}
+	for q, n := range c.QueueConcurrency {
+		if !slices.Contains(c.Queues, q) {
+			return nil, fmt.Errorf("task: new worker: queue concurrency for %q: not one of the worker's queues", q)
+		}
+		if n <= 0 {
+			return nil, fmt.Errorf("task: new worker: queue %s: concurrency %d: want a positive number", q, n)
+		}
+	}
+	c.QueueConcurrency = maps.Clone(c.QueueConcurrency)
 	if c.Concurrency < 0 {
 		return nil, fmt.Errorf("task: new worker: concurrency %d: want a positive number", c.Concurrency)
 	}
@@ -325,8 +337,9 @@ func (w *Worker) Start(ctx context.Context) error {
 	fetchCtx, stop := context.WithCancelCause(ctx)
 	hardCtx, hard := context.WithCancelCause(context.WithoutCancel(ctx))
 	// One buffer per queue and band, queue by queue, highest band first:
-	// the order of strict priority.
+	// the order of strict priority. Each buffer feeds one set of runners.
 	var bufs []*prefetch
+	var bufQueues []string // the queue of each buffer
 	fail := func(err error) error {
 		stop(err)
 		hard(err)
@@ -336,27 +349,32 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 		return err
 	}
-	w.avail = make(chan struct{}, 1)
-	for _, q := range w.cfg.Queues {
-		for _, band := range taskwire.Bands {
-			cons, err := w.bind(ctx, q, band)
-			if err != nil {
-				return fail(fmt.Errorf("task: worker: queue %s: %w", q, err))
+	groups := w.runnerSets()
+	for _, rs := range groups {
+		for _, qi := range rs.queues {
+			q := w.cfg.Queues[qi]
+			for _, band := range taskwire.Bands {
+				cons, err := w.bind(ctx, q, band)
+				if err != nil {
+					return fail(fmt.Errorf("task: worker: queue %s: %w", q, err))
+				}
+				w.visibility[q] = cons.CachedInfo().Config.AckWait
+				b := newPrefetch(w.cfg.Prefetch, w.visibility[q]/3)
+				cc, err := cons.Consume(func(msg jetstream.Msg) { rs.receive(fetchCtx, b, msg) },
+					jetstream.PullMaxMessages(w.cfg.Prefetch),
+					jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+						// Missed heartbeats (a busy or cut connection) and the
+						// like: consuming goes on once the engine answers.
+						w.log.Warn("task fetch", "queue", q, "err", err)
+					}))
+				if err != nil {
+					return fail(fmt.Errorf("task: worker: queue %s: %w", q, err))
+				}
+				w.consumes = append(w.consumes, cc)
+				rs.bufs = append(rs.bufs, b)
+				bufs = append(bufs, b)
+				bufQueues = append(bufQueues, q)
 			}
-			w.visibility[q] = cons.CachedInfo().Config.AckWait
-			b := newPrefetch(w.cfg.Prefetch, w.visibility[q]/3)
-			cc, err := cons.Consume(func(msg jetstream.Msg) { w.receive(fetchCtx, b, msg) },
-				jetstream.PullMaxMessages(w.cfg.Prefetch),
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					// Missed heartbeats (a busy or cut connection) and the
-					// like: consuming goes on once the engine answers.
-					w.log.Warn("task fetch", "queue", q, "err", err)
-				}))
-			if err != nil {
-				return fail(fmt.Errorf("task: worker: queue %s: %w", q, err))
-			}
-			w.consumes = append(w.consumes, cc)
-			bufs = append(bufs, b)
 		}
 	}
 	var wgRevoked sync.WaitGroup
@@ -393,16 +411,18 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.acks = make(chan pendingAck, 4*w.cfg.Concurrency)
 	var wgAck sync.WaitGroup
 	wgAck.Go(func() { w.acker(w.acks) })
-	for range w.cfg.Concurrency {
-		wg.Go(func() {
-			for msg := w.next(fetchCtx, bufs); msg != nil; msg = w.next(fetchCtx, bufs) {
-				w.run(hardCtx, msg)
-			}
-		})
+	for _, rs := range groups {
+		for range rs.n {
+			wg.Go(func() {
+				for msg := rs.next(fetchCtx); msg != nil; msg = rs.next(fetchCtx) {
+					w.run(hardCtx, msg)
+				}
+			})
+		}
 	}
 	nc := w.conn.NATS()
 	inspectSub, err := nc.Subscribe(taskwire.InspectSubject, func(m *nats.Msg) {
-		b, _ := json.Marshal(w.inspect(bufs))
+		b, _ := json.Marshal(w.inspect(bufs, bufQueues))
 		m.Respond(b)
 	})
 	if err != nil {
@@ -475,6 +495,28 @@ func (w *Worker) event(typ string, m *taskwire.Message, queue string, e Event) {
 		ev.ID, ev.Task = m.ID, m.Task
 	}
 	emit(w.conn.NATS(), &ev)
+}
+
+// runnerSets splits the worker's queues among runner sets: one per queue
+// with a QueueConcurrency, in the order of Queues, then the shared pool
+// for the rest, if any.
+func (w *Worker) runnerSets() []*runners {
+	var sets []*runners
+	shared := &runners{n: w.cfg.Concurrency, avail: make(chan struct{}, 1)}
+	for i, q := range w.cfg.Queues {
+		if n := w.cfg.QueueConcurrency[q]; n > 0 {
+			sets = append(sets, &runners{n: n, queues: []int{i}, avail: make(chan struct{}, 1)})
+			continue
+		}
+		shared.queues = append(shared.queues, i)
+		if w.cfg.Weights != nil {
+			shared.weights = append(shared.weights, w.cfg.Weights[i])
+		}
+	}
+	if len(shared.queues) > 0 {
+		sets = append(sets, shared)
+	}
+	return sets
 }
 
 // bind returns the consumer of queue q's band, creating it with the

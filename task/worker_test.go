@@ -394,3 +394,55 @@ func TestPriorityBands(t *testing.T) {
 		t.Fatalf("%d tasks ran before a task of a higher band: %v", inversions, order)
 	}
 }
+
+// A queue with a concurrency of its own runs that many at once, and
+// never takes the runners of the others.
+func TestQueueConcurrency(t *testing.T) {
+	b := setup(t)
+	ctx := waitCtx(t)
+	release := make(chan struct{})
+	var slowNow, slowMax atomic.Int32
+	startWorker(t, b.conn, &task.WorkerConfig{Queues: []string{"slow", "fast"}, Concurrency: 2, QueueConcurrency: map[string]int{"slow": 1}},
+		func(w *task.Worker) {
+			task.Handle(w, sleepy, func(ctx context.Context, d time.Duration) (string, error) {
+				if task.RequestFrom(ctx).Queue == "slow" {
+					n := slowNow.Add(1)
+					defer slowNow.Add(-1)
+					for m := slowMax.Load(); n > m && !slowMax.CompareAndSwap(m, n); m = slowMax.Load() {
+					}
+					<-release
+				}
+				return "done", nil
+			})
+		})
+	var slow []*task.Result[string]
+	for range 3 {
+		r, err := sleepy.Apply(ctx, b.client, 0, &task.SendOpts{Queue: "slow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow = append(slow, r)
+	}
+	// The fast queue runs while the slow one is stuck.
+	for range 5 {
+		r, err := sleepy.Apply(ctx, b.client, 0, &task.SendOpts{Queue: "fast"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := r.Get(ctx); v != "done" || err != nil {
+			t.Fatalf("fast task: Get = %q, %v", v, err)
+		}
+	}
+	close(release)
+	for _, r := range slow {
+		if _, err := r.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := slowMax.Load(); m != 1 {
+		t.Fatalf("%d slow tasks ran at once, want 1", m)
+	}
+	if _, err := task.NewWorker(b.conn, &task.WorkerConfig{QueueConcurrency: map[string]int{"other": 1}}); err == nil {
+		t.Fatal("a concurrency for a queue the worker does not take was accepted")
+	}
+}
