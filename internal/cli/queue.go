@@ -319,6 +319,7 @@ message that does not decode), kept per queue with the reason until they
 are retried or discarded. SEQ numbers them (see list).`,
 		Example: `  mortar dlq list
   mortar dlq list reports
+  mortar dlq show default 12
   mortar dlq retry default 12 13
   mortar dlq retry default --all
   mortar dlq discard default --all`,
@@ -326,7 +327,7 @@ are retried or discarded. SEQ numbers them (see list).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	nf := addNodeFlags(cmd)
-	cmd.AddCommand(dlqListCmd(nf, stdout, stderr), dlqActCmd(nf, stdout, stderr, "retry"), dlqActCmd(nf, stdout, stderr, "discard"))
+	cmd.AddCommand(dlqListCmd(nf, stdout, stderr), dlqShowCmd(nf, stdout, stderr), dlqActCmd(nf, stdout, stderr, "retry"), dlqActCmd(nf, stdout, stderr, "discard"))
 	return cmd
 }
 
@@ -366,6 +367,41 @@ func dlqListCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many (up to 1000)")
 	withoutEnv(cmd.Flags(), "after", "limit")
 	return cmd
+}
+
+func dlqShowCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show QUEUE SEQ",
+		Short: "Show one dead letter whole: its task, arguments, reason and error",
+		Args:  cfgRangeArgs(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seqs, err := seqArgs(args[1:])
+			if err != nil {
+				return err
+			}
+			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
+				return ctxDo(nf, cmd, func(ctx context.Context) error {
+					ds, err := c.DeadLetters(ctx, args[0], seqs[0]-1, 1)
+					if err != nil {
+						return err
+					}
+					if len(ds) == 0 || ds[0].Seq != seqs[0] {
+						return fmt.Errorf("dead letter %d of queue %s: not found", seqs[0], args[0])
+					}
+					d := ds[0]
+					if nf.json() {
+						return writeJSON(stdout, d)
+					}
+					for _, kv := range [][2]string{{"seq", fmt.Sprint(d.Seq)}, {"queue", d.Queue}, {"id", d.ID}, {"task", d.Task},
+						{"reason", d.Reason}, {"error", d.Error}, {"retries", fmt.Sprint(d.Retries)}, {"died", d.Time.Format(time.RFC3339Nano)},
+						{"args", string(d.Args)}, {"kwargs", string(d.Kwargs)}} {
+						fmt.Fprintf(stdout, "%-10s%s\n", kv[0]+":", kv[1])
+					}
+					return nil
+				})
+			})
+		},
+	}
 }
 
 // dlqActCmd is "dlq retry" or "dlq discard".

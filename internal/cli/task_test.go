@@ -79,6 +79,8 @@ func TestTaskCLI(t *testing.T) {
 		{[]string{"schedule", "remove", url, "tick"}, 1, "", "not found"},
 		{[]string{"schedule", "add", url, "bad", "cli.add", "--every", "1ms"}, 1, "", "1s or more"},
 		{[]string{"dlq", "retry", url, "default"}, 2, "", "--all"},
+		{[]string{"dlq", "show", url, "default", "1"}, 0, "reason:   error\nerror:    nope", ""},
+		{[]string{"dlq", "show", url, "default", "99"}, 1, "", "not found"},
 		{[]string{"dlq", "discard", url, "default", "--all"}, 0, "discarded 1 dead letters of default\n", ""},
 		{[]string{"task", "list", url}, 2, "", "--state is required"},
 		{[]string{"task", "rate-limit", url, "cli.add", "10/m"}, 0, "limited cli.add to 10/m\n", ""},
