@@ -151,7 +151,11 @@ func (e *DuplicateError) Error() string { return "task: duplicate of task " + e.
 // Is makes a DuplicateError match ErrDuplicate and mortar's
 // already_exists.
 func (e *DuplicateError) Is(target error) bool {
-	return target == ErrDuplicate || target == error(&mortar.Error{Code: mortar.CodeAlreadyExists})
+	if target == ErrDuplicate {
+		return true
+	}
+	me, ok := target.(*mortar.Error)
+	return ok && me.Code == mortar.CodeAlreadyExists && me.Message == ""
 }
 
 // Send queues the task name with raw JSON arguments: args a JSON array

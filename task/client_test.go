@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/task"
 )
 
@@ -21,7 +22,7 @@ func TestUnique(t *testing.T) {
 	}
 	_, err = add.Apply(ctx, b.client, addArgs{1, 2}, opts)
 	dup, ok := errors.AsType[*task.DuplicateError](err)
-	if !ok || dup.ID != first.ID || !errors.Is(err, task.ErrDuplicate) {
+	if !ok || dup.ID != first.ID || !errors.Is(err, task.ErrDuplicate) || !errors.Is(err, &mortar.Error{Code: mortar.CodeAlreadyExists}) {
 		t.Fatalf("second send = %v, want a duplicate of %s", err, first.ID)
 	}
 	// Other arguments, or an explicit key, are another task.
