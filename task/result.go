@@ -92,9 +92,15 @@ func decodeStatus(id string, b []byte) (*Status, error) {
 	return &s, nil
 }
 
+// waitRecheck is how often a waiter reads a result again in case a
+// notice was lost (sent while its connection was down).
+const waitRecheck = 10 * time.Second
+
 // Wait waits for the task to reach a final state and returns its status.
-// It subscribes to the result's notice before reading it, so it never
-// polls and never misses a result stored in between.
+// It subscribes to the result's notice before reading it, so it does not
+// poll and never misses a result stored in between; it reads the result
+// again every 10 s only in case a notice was lost while its connection
+// was down.
 func (r *AsyncResult) Wait(ctx context.Context) (*Status, error) {
 	return r.WaitFor(ctx, func(s *Status) bool { return s.State.Final() })
 }
@@ -106,7 +112,7 @@ func (r *AsyncResult) WaitFor(ctx context.Context, done func(*Status) bool) (*St
 	if err := taskwire.CheckID(r.ID); err != nil {
 		return nil, fmt.Errorf("task: result: %w", mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
 	}
-	ch := make(chan *nats.Msg, 8)
+	ch := make(chan *nats.Msg, 256)
 	sub, err := r.c.conn.NATS().ChanSubscribe(taskwire.ResultPrefix+r.ID, ch)
 	if err != nil {
 		return nil, fmt.Errorf("task: result %s: %w", r.ID, err)
@@ -116,8 +122,16 @@ func (r *AsyncResult) WaitFor(ctx context.Context, done func(*Status) bool) (*St
 	if err != nil {
 		return nil, err
 	}
+	// A notice published while the connection was down is lost: read the
+	// status again now and then, as a safety net.
+	recheck := time.NewTicker(waitRecheck)
+	defer recheck.Stop()
 	for !done(s) {
 		select {
+		case <-recheck.C:
+			if s, err = r.Status(ctx); err != nil {
+				return nil, err
+			}
 		case m := <-ch:
 			if m.Header.Get("KV-Operation") != "" {
 				continue // deleted (a dead letter sent back) or expired: still waiting
