@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -41,38 +42,36 @@ func queueStatsCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Show the counters of every queue, or of one",
 		Args:  cfgRangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					var qs []task.QueueStats
-					if len(args) == 1 {
-						q, err := c.QueueStats(ctx, args[0])
-						if err != nil {
-							return err
-						}
-						qs = []task.QueueStats{*q}
-					} else {
-						var err error
-						if qs, err = c.Queues(ctx); err != nil {
-							return err
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				var qs []task.QueueStats
+				if len(args) == 1 {
+					q, err := c.QueueStats(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					qs = []task.QueueStats{*q}
+				} else {
+					var err error
+					if qs, err = c.Queues(ctx); err != nil {
+						return err
+					}
+				}
+				if nf.json() {
+					return writeJSON(stdout, qs)
+				}
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "QUEUE\tWAITING\tTAKEN\tDELAYED\tDEAD\tREDELIVERED\tVISIBILITY\tSTATE")
+				for _, q := range qs {
+					state := "running"
+					if q.Paused {
+						state = "paused"
+						if q.PausedUntil.Year() < 9999 {
+							state += " until " + q.PausedUntil.Format(time.RFC3339)
 						}
 					}
-					if nf.json() {
-						return writeJSON(stdout, qs)
-					}
-					tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "QUEUE\tWAITING\tTAKEN\tDELAYED\tDEAD\tREDELIVERED\tVISIBILITY\tSTATE")
-					for _, q := range qs {
-						state := "running"
-						if q.Paused {
-							state = "paused"
-							if q.PausedUntil.Year() < 9999 {
-								state += " until " + q.PausedUntil.Format(time.RFC3339)
-							}
-						}
-						fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", q.Queue, q.Waiting, q.Taken, q.Delayed, q.Dead, q.Redelivered, q.Visibility, state)
-					}
-					return tw.Flush()
-				})
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", q.Queue, q.Waiting, q.Taken, q.Delayed, q.Dead, q.Redelivered, q.Visibility, state)
+				}
+				return tw.Flush()
 			})
 		},
 	}
@@ -100,18 +99,16 @@ until --until, or for --for. Running tasks go on; sends go on.`,
 			case d > 0:
 				at = time.Now().Add(d)
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					if err := c.PauseQueue(ctx, args[0], at); err != nil {
-						return err
-					}
-					if at.IsZero() {
-						fmt.Fprintf(stdout, "paused %s until resumed\n", args[0])
-					} else {
-						fmt.Fprintf(stdout, "paused %s until %s\n", args[0], at.UTC().Format(time.RFC3339))
-					}
-					return nil
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				if err := c.PauseQueue(ctx, args[0], at); err != nil {
+					return err
+				}
+				if at.IsZero() {
+					fmt.Fprintf(stdout, "paused %s until resumed\n", args[0])
+				} else {
+					fmt.Fprintf(stdout, "paused %s until %s\n", args[0], at.UTC().Format(time.RFC3339))
+				}
+				return nil
 			})
 		},
 	}
@@ -127,14 +124,12 @@ func queueResumeCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Let workers take tasks from a paused queue again",
 		Args:  cfgRangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					if err := c.ResumeQueue(ctx, args[0]); err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "resumed %s\n", args[0])
-					return nil
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				if err := c.ResumeQueue(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "resumed %s\n", args[0])
+				return nil
 			})
 		},
 	}
@@ -153,15 +148,13 @@ taken by a worker run to their end.`,
 			if !yes {
 				return usagef("purge removes tasks for good: add --yes")
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					n, err := c.PurgeQueue(ctx, args[0], delayed)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "purged %d tasks from %s\n", n, args[0])
-					return nil
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				n, err := c.PurgeQueue(ctx, args[0], delayed)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "purged %d tasks from %s\n", n, args[0])
+				return nil
 			})
 		},
 	}
@@ -224,14 +217,12 @@ with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly.`,
 					return err
 				}
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					if err := c.AddSchedule(ctx, sc); err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "scheduled %s\n", sc.Name)
-					return nil
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				if err := c.AddSchedule(ctx, sc); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "scheduled %s\n", sc.Name)
+				return nil
 			})
 		},
 	}
@@ -254,39 +245,30 @@ func scheduleListCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 		Short: "List the schedules",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					scs, err := c.Schedules(ctx)
-					if err != nil {
-						return err
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				scs, err := c.Schedules(ctx)
+				if err != nil {
+					return err
+				}
+				if nf.json() {
+					return writeJSON(stdout, scs)
+				}
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tWHEN\tTASK\tQUEUE\tARGS\tKWARGS")
+				for _, s := range scs {
+					when := "every " + s.Every
+					switch {
+					case s.Cron != "":
+						when = "cron " + s.Cron + " " + cmp.Or(s.TimeZone, "UTC")
+					case !s.At.IsZero():
+						when = "at " + s.At.UTC().Format(time.RFC3339)
 					}
-					if nf.json() {
-						return writeJSON(stdout, scs)
-					}
-					tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "NAME\tWHEN\tTASK\tQUEUE\tARGS\tKWARGS")
-					for _, s := range scs {
-						when := "every " + s.Every
-						switch {
-						case s.Cron != "":
-							when = "cron " + s.Cron + " " + cmpStr(s.TimeZone, "UTC")
-						case !s.At.IsZero():
-							when = "at " + s.At.UTC().Format(time.RFC3339)
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, when, s.Task, cmpStr(s.Queue, task.QueueDefault), cmpStr(string(s.Args), "[]"), cmpStr(string(s.Kwargs), "{}"))
-					}
-					return tw.Flush()
-				})
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, when, s.Task, cmp.Or(s.Queue, task.QueueDefault), cmp.Or(string(s.Args), "[]"), cmp.Or(string(s.Kwargs), "{}"))
+				}
+				return tw.Flush()
 			})
 		},
 	}
-}
-
-func cmpStr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func scheduleRemoveCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
@@ -295,14 +277,12 @@ func scheduleRemoveCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Remove a schedule",
 		Args:  cfgRangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					if err := c.RemoveSchedule(ctx, args[0]); err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "removed schedule %s\n", args[0])
-					return nil
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				if err := c.RemoveSchedule(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "removed schedule %s\n", args[0])
+				return nil
 			})
 		},
 	}
@@ -343,23 +323,21 @@ func dlqListCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 			if len(args) == 1 {
 				q = args[0]
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					ds, err := c.DeadLetters(ctx, q, after, limit)
-					if err != nil {
-						return err
-					}
-					if nf.json() {
-						return writeJSON(stdout, ds)
-					}
-					tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "SEQ\tID\tTASK\tREASON\tRETRIES\tDIED\tERROR")
-					for _, d := range ds {
-						msg := strings.ReplaceAll(d.Error, "\n", " ")
-						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.ID, d.Task, d.Reason, d.Retries, d.Time.Format(time.RFC3339), msg)
-					}
-					return tw.Flush()
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				ds, err := c.DeadLetters(ctx, q, after, limit)
+				if err != nil {
+					return err
+				}
+				if nf.json() {
+					return writeJSON(stdout, ds)
+				}
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEQ\tID\tTASK\tREASON\tRETRIES\tDIED\tERROR")
+				for _, d := range ds {
+					msg := strings.ReplaceAll(d.Error, "\n", " ")
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.ID, d.Task, d.Reason, d.Retries, d.Time.Format(time.RFC3339), msg)
+				}
+				return tw.Flush()
 			})
 		},
 	}
@@ -379,26 +357,24 @@ func dlqShowCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					ds, err := c.DeadLetters(ctx, args[0], seqs[0]-1, 1)
-					if err != nil {
-						return err
-					}
-					if len(ds) == 0 || ds[0].Seq != seqs[0] {
-						return fmt.Errorf("dead letter %d of queue %s: not found", seqs[0], args[0])
-					}
-					d := ds[0]
-					if nf.json() {
-						return writeJSON(stdout, d)
-					}
-					for _, kv := range [][2]string{{"seq", fmt.Sprint(d.Seq)}, {"queue", d.Queue}, {"id", d.ID}, {"task", d.Task},
-						{"reason", d.Reason}, {"error", d.Error}, {"retries", fmt.Sprint(d.Retries)}, {"died", d.Time.Format(time.RFC3339Nano)},
-						{"args", string(d.Args)}, {"kwargs", string(d.Kwargs)}} {
-						fmt.Fprintf(stdout, "%-10s%s\n", kv[0]+":", kv[1])
-					}
-					return nil
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				ds, err := c.DeadLetters(ctx, args[0], seqs[0]-1, 1)
+				if err != nil {
+					return err
+				}
+				if len(ds) == 0 || ds[0].Seq != seqs[0] {
+					return fmt.Errorf("dead letter %d of queue %s: not found", seqs[0], args[0])
+				}
+				d := ds[0]
+				if nf.json() {
+					return writeJSON(stdout, d)
+				}
+				for _, kv := range [][2]string{{"seq", fmt.Sprint(d.Seq)}, {"queue", d.Queue}, {"id", d.ID}, {"task", d.Task},
+					{"reason", d.Reason}, {"error", d.Error}, {"retries", fmt.Sprint(d.Retries)}, {"died", d.Time.Format(time.RFC3339Nano)},
+					{"args", string(d.Args)}, {"kwargs", string(d.Kwargs)}} {
+					fmt.Fprintf(stdout, "%-10s%s\n", kv[0]+":", kv[1])
+				}
+				return nil
 			})
 		},
 	}
@@ -426,18 +402,16 @@ func dlqActCmd(nf *nodeFlags, stdout, stderr io.Writer, verb string) *cobra.Comm
 			if len(seqs) > 0 && all {
 				return usagef("SEQ... and --all: give one")
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					act := c.RetryDead
-					if verb == "discard" {
-						act = c.DiscardDead
-					}
-					n, err := act(ctx, args[0], seqs...)
-					if n > 0 || err == nil {
-						fmt.Fprintf(stdout, "%s %d dead letters of %s\n", map[string]string{"retry": "retried", "discard": "discarded"}[verb], n, args[0])
-					}
-					return err
-				})
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				act := c.RetryDead
+				if verb == "discard" {
+					act = c.DiscardDead
+				}
+				n, err := act(ctx, args[0], seqs...)
+				if n > 0 || err == nil {
+					fmt.Fprintf(stdout, "%s %d dead letters of %s\n", map[string]string{"retry": "retried", "discard": "discarded"}[verb], n, args[0])
+				}
+				return err
 			})
 		},
 	}

@@ -58,6 +58,16 @@ func withTasks(nf *nodeFlags, cmd *cobra.Command, stderr io.Writer, fn func(c *t
 	return fn(c)
 }
 
+// runTasks is withTasks for a command of one request: fn's ctx is
+// bounded by --timeout.
+func runTasks(nf *nodeFlags, cmd *cobra.Command, stderr io.Writer, fn func(ctx context.Context, c *task.Client) error) error {
+	return withTasks(nf, cmd, stderr, func(c *task.Client) error {
+		ctx, cancel := nf.ctx(cmd.Context())
+		defer cancel()
+		return fn(ctx, c)
+	})
+}
+
 // jsonArgs reads positional arguments: each is JSON if it parses as JSON
 // (2, true, "x", [1,2], {"a":1}), otherwise a string.
 func jsonArgs(args []string) json.RawMessage {
@@ -132,9 +142,7 @@ otherwise. Print its ID, or with --wait its result once it has run.`,
 					return usagef("--kwargs %q: want a JSON object", kwargs)
 				}
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				ctx, cancel := nf.ctx(cmd.Context())
-				defer cancel()
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
 				r, err := c.Send(ctx, args[0], jsonArgs(args[1:]), kw, opts)
 				if err != nil {
 					return err
@@ -214,9 +222,7 @@ for it to end first.`,
   mortar task get 5f0c7f0e-1b2a-4c3d-9e8f-0a1b2c3d4e5f --wait --timeout 1m`,
 		Args: cfgRangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				ctx, cancel := nf.ctx(cmd.Context())
-				defer cancel()
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
 				r := c.Result(args[0])
 				get := r.Status
 				if wait {
@@ -248,9 +254,7 @@ ended.`,
   mortar task revoke 5f0c7f0e-1b2a-4c3d-9e8f-0a1b2c3d4e5f --terminate`,
 		Args: cfgRangeArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				ctx, cancel := nf.ctx(cmd.Context())
-				defer cancel()
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
 				if err := c.Revoke(ctx, args[0], &task.RevokeOpts{Terminate: terminate}); err != nil {
 					return err
 				}
@@ -283,9 +287,7 @@ states read the results kept (24 hours), until --limit are found.`,
 			if state == "" {
 				return usagef("--state is required: one of %s", strings.Join(task.ListStates, ", "))
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				ctx, cancel := nf.ctx(cmd.Context())
-				defer cancel()
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
 				ls, err := c.List(ctx, state, queue, limit)
 				if err != nil {
 					return err
@@ -326,9 +328,7 @@ their heartbeat (every 2 seconds). A worker is offline once it said
 goodbye or missed three heartbeats.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				ctx, cancel := nf.ctx(cmd.Context())
-				defer cancel()
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
 				ws, err := c.Workers(ctx)
 				if err != nil {
 					return err
@@ -398,13 +398,6 @@ func seqArgs(args []string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// ctxDo is a request bounded by --timeout.
-func ctxDo(nf *nodeFlags, cmd *cobra.Command, fn func(ctx context.Context) error) error {
-	ctx, cancel := nf.ctx(cmd.Context())
-	defer cancel()
-	return fn(ctx)
-}
-
 func taskRateLimitCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
 	var remove bool
 	cmd := &cobra.Command{
@@ -427,37 +420,35 @@ limit. Workers apply a change at once.`,
 			case len(args) == 0 && remove:
 				return usagef("--remove needs the task NAME")
 			}
-			return withTasks(nf, cmd, stderr, func(c *task.Client) error {
-				return ctxDo(nf, cmd, func(ctx context.Context) error {
-					if len(args) > 0 {
-						rate := ""
-						if len(args) == 2 {
-							rate = args[1]
-						}
-						if err := c.SetRateLimit(ctx, args[0], rate); err != nil {
-							return err
-						}
-						if rate == "" {
-							fmt.Fprintf(stdout, "removed the rate limit of %s\n", args[0])
-						} else {
-							fmt.Fprintf(stdout, "limited %s to %s\n", args[0], rate)
-						}
-						return nil
+			return runTasks(nf, cmd, stderr, func(ctx context.Context, c *task.Client) error {
+				if len(args) > 0 {
+					rate := ""
+					if len(args) == 2 {
+						rate = args[1]
 					}
-					ls, err := c.RateLimits(ctx)
-					if err != nil {
+					if err := c.SetRateLimit(ctx, args[0], rate); err != nil {
 						return err
 					}
-					if nf.json() {
-						return writeJSON(stdout, ls)
+					if rate == "" {
+						fmt.Fprintf(stdout, "removed the rate limit of %s\n", args[0])
+					} else {
+						fmt.Fprintf(stdout, "limited %s to %s\n", args[0], rate)
 					}
-					tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "TASK\tRATE")
-					for _, l := range ls {
-						fmt.Fprintf(tw, "%s\t%s\n", l.Task, l.Rate)
-					}
-					return tw.Flush()
-				})
+					return nil
+				}
+				ls, err := c.RateLimits(ctx)
+				if err != nil {
+					return err
+				}
+				if nf.json() {
+					return writeJSON(stdout, ls)
+				}
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TASK\tRATE")
+				for _, l := range ls {
+					fmt.Fprintf(tw, "%s\t%s\n", l.Task, l.Rate)
+				}
+				return tw.Flush()
 			})
 		},
 	}

@@ -125,7 +125,7 @@ func (s *Server) listStored(ctx context.Context, state task.State, limit int) ([
 			if json.Unmarshal(e.Value(), &st) != nil || st.State != state {
 				continue
 			}
-			l := task.Listed{ID: st.ID, Task: st.Task, State: strings.ToLower(string(st.State)), Time: cmpTime(st.DateDone, e.Created()), Worker: st.Worker}
+			l := task.Listed{ID: st.ID, Task: st.Task, State: strings.ToLower(string(st.State)), Time: cmp.Or(st.DateDone, e.Created().UTC()), Worker: st.Worker}
 			if st.Error != nil {
 				l.Error = st.Error.Type + ": " + st.Error.Message
 			}
@@ -134,11 +134,4 @@ func (s *Server) listStored(ctx context.Context, state task.State, limit int) ([
 			return nil, engineErr(ctx.Err())
 		}
 	}
-}
-
-func cmpTime(a, b time.Time) time.Time {
-	if a.IsZero() {
-		return b.UTC()
-	}
-	return a
 }

@@ -15,10 +15,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// checkScheduleName returns an error unless name is a schedule name,
+// which has the form of a queue name.
+func checkScheduleName(name string) error {
+	if taskwire.CheckQueue(name) != nil {
+		return invalid("schedule name %q: want 1 to %d of [A-Za-z0-9_-]", name, taskwire.MaxQueueBytes)
+	}
+	return nil
+}
+
 // scheduleMsg lays a schedule out as the engine's message schedule.
 func scheduleMsg(sc *task.Schedule) (*taskwire.Message, map[string]string, error) {
-	if err := taskwire.CheckQueue(sc.Name); err != nil {
-		return nil, nil, invalid("schedule name %q: want 1 to %d of [A-Za-z0-9_-]", sc.Name, taskwire.MaxQueueBytes)
+	if err := checkScheduleName(sc.Name); err != nil {
+		return nil, nil, err
 	}
 	n := 0
 	for _, set := range []bool{sc.Every != "", sc.Cron != "", !sc.At.IsZero()} {
@@ -140,8 +149,8 @@ func (s *Server) listSchedules(ctx context.Context, _ string, _ *struct{}) (any,
 }
 
 func (s *Server) removeSchedule(ctx context.Context, _ string, r *task.ScheduleRef) (any, error) {
-	if err := taskwire.CheckQueue(r.Name); err != nil {
-		return nil, invalid("schedule name %q: want 1 to %d of [A-Za-z0-9_-]", r.Name, taskwire.MaxQueueBytes)
+	if err := checkScheduleName(r.Name); err != nil {
+		return nil, err
 	}
 	n, err := s.purgeSubject(ctx, taskwire.SchedulePrefix+r.Name)
 	if err != nil {
