@@ -57,7 +57,7 @@ func serveNodeMain(ctx context.Context, args []string, stdin *os.File, stdout, s
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	n, err := node.New(&node.Config{
-		Name: "bench", DataDir: *dir, Port: -1, AdminAddr: "off",
+		Name: "bench", DataDir: *dir, Port: -1, AdminAddr: "off", Push: node.PushConfig{TCPAddr: "off"},
 		Durability: node.Durability(*dur),
 		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,10 +38,24 @@ type Options struct {
 	// LogLevel defaults to the MORTAR_TEST_LOG environment variable
 	// (debug, info, warn, error), else warn.
 	LogLevel slog.Level
+	// Push adjusts the push gateway.
+	Push PushOptions
 
 	clusterListen string
 	routes        []string
 	clusterName   string
+}
+
+// PushOptions adjust a test node's push gateway; zero values mean the
+// node's defaults (docs/push.md).
+type PushOptions struct {
+	Ping, Pong, Idle, ConnectTimeout time.Duration
+	SameClient                       string // "replace" or "keep"
+	MaxFrame, SendQueue              int
+	Rate                             float64
+	Burst                            int
+	HistorySize                      int // -1 turns history off
+	Secret                           string
 }
 
 // Node is a running test node.
@@ -82,11 +97,17 @@ func newNode(tb testing.TB, o Options) *Node {
 		level = envLevel()
 	}
 	cfg := node.Config{
-		Name:          o.Name,
-		DataDir:       o.DataDir,
-		Host:          "127.0.0.1",
-		Port:          -1,
-		AdminAddr:     "127.0.0.1:0",
+		Name:      o.Name,
+		DataDir:   o.DataDir,
+		Host:      "127.0.0.1",
+		Port:      -1,
+		AdminAddr: "127.0.0.1:0",
+		Push: node.PushConfig{
+			TCPAddr: "127.0.0.1:0",
+			Ping:    o.Push.Ping, Pong: o.Push.Pong, Idle: o.Push.Idle, ConnectTimeout: o.Push.ConnectTimeout,
+			SameClient: o.Push.SameClient, MaxFrame: o.Push.MaxFrame, SendQueue: o.Push.SendQueue,
+			Rate: o.Push.Rate, Burst: o.Push.Burst, HistorySize: o.Push.HistorySize,
+		},
 		NATSURL:       o.NATSURL,
 		ClusterName:   o.clusterName,
 		ClusterListen: o.clusterListen,
@@ -96,6 +117,9 @@ func newNode(tb testing.TB, o Options) *Node {
 	}
 	if o.DurabilityInterval {
 		cfg.Durability = node.DurabilityInterval
+	}
+	if o.Push.Secret != "" {
+		cfg.Push.Secrets = []string{o.Push.Secret}
 	}
 	n := &Node{tb: tb, cfg: cfg}
 	tb.Cleanup(n.Stop)
@@ -191,6 +215,36 @@ func (n *Node) URL() string {
 	return n.n.ClientURL()
 }
 
+// PushURL returns the node's WebSocket push endpoint,
+// ws://127.0.0.1:PORT/push/ws.
+func (n *Node) PushURL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return "ws://" + n.n.AdminAddr() + "/push/ws"
+}
+
+// PushTCPURL returns the node's length-prefixed TCP push endpoint,
+// tcp://127.0.0.1:PORT.
+func (n *Node) PushTCPURL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return "tcp://" + n.n.PushTCPAddr()
+}
+
+// PushSecret returns the secret the node verifies connect tokens with
+// (generated in its data dir).
+func (n *Node) PushSecret() []byte {
+	n.tb.Helper()
+	if len(n.cfg.Push.Secrets) > 0 {
+		return []byte(n.cfg.Push.Secrets[0])
+	}
+	s, err := node.ReadPushSecret(n.cfg.DataDir)
+	if err != nil {
+		n.tb.Fatalf("mortartest: push secret: %v", err)
+	}
+	return s
+}
+
 // AdminURL returns the admin HTTP base URL, e.g. http://127.0.0.1:41234.
 func (n *Node) AdminURL() string {
 	n.mu.Lock()
@@ -225,6 +279,20 @@ type Cluster struct {
 // other, and returns once every node is ready.
 func StartCluster(tb testing.TB, size int) *Cluster {
 	tb.Helper()
+	return StartClusterWith(tb, size, nil)
+}
+
+// StartClusterWith is StartCluster with options for every node (their
+// names are set by the cluster). The nodes share one push secret.
+func StartClusterWith(tb testing.TB, size int, opts *Options) *Cluster {
+	tb.Helper()
+	var base Options
+	if opts != nil {
+		base = *opts
+	}
+	if base.Push.Secret == "" {
+		base.Push.Secret = "cluster-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
 	if size < 3 {
 		tb.Fatalf("mortartest: a cluster needs at least 3 nodes, not %d", size)
 	}
@@ -234,12 +302,10 @@ func StartCluster(tb testing.TB, size int) *Cluster {
 	}
 	c := &Cluster{}
 	for i := range size {
-		n := newNode(tb, Options{
-			Name:          fmt.Sprintf("n%d", i+1),
-			clusterName:   "test",
-			clusterListen: addrs[i],
-			routes:        addrs,
-		})
+		o := base
+		o.Name, o.DataDir = fmt.Sprintf("n%d", i+1), ""
+		o.clusterName, o.clusterListen, o.routes = "test", addrs[i], addrs
+		n := newNode(tb, o)
 		c.Nodes = append(c.Nodes, n)
 	}
 	for _, n := range c.Nodes {

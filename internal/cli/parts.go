@@ -16,6 +16,7 @@ func addPartCommands(root *cobra.Command, stdout, stderr io.Writer) {
 		newQueueCmd(stdout, stderr),
 		newScheduleCmd(stdout, stderr),
 		newDLQCmd(stdout, stderr),
+		newPushCmd(stdout, stderr),
 	} {
 		if c != nil {
 			root.AddCommand(c)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/node"
+	"github.com/mortarhq/mortar/internal/pushserver"
+	"github.com/mortarhq/mortar/internal/store"
 	"github.com/spf13/cobra"
 )
 
@@ -76,6 +78,12 @@ could not start.`,
 			case <-n.Ready():
 				fmt.Fprintf(cmd.OutOrStdout(), "mortar %s node %q ready\n  nats:  %s\n  admin: %s\n  data:  %s\n",
 					mortar.Version(), n.Name(), cmp.Or(n.ClientURL(), "in-process"), cmp.Or(adminHTTP(n.AdminAddr()), "off"), dataDirLine(cfg))
+				if a := n.AdminAddr(); a != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  push:  ws://%s/push/ws (demo: http://%s/push/demo)\n", a, a)
+				}
+				if pa := n.PushTCPAddr(); pa != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  push:  tcp://%s\n", pa)
+				}
 				if ca := n.ClusterAddr(); ca != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "  cluster routes: %s\n", ca)
 				}
@@ -102,6 +110,19 @@ could not start.`,
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", node.SyncIntervalDefault, "fsync period with --durability interval")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replication factor of mortar's state (default 3 in a cluster, else 1)")
 	f.Float64Var(&cfg.SelfPreservation, "self-preservation", 0, "registry: stop evicting when more than this fraction of the node's leased instances (at least 5) lapse at once (default 0.5; negative disables)")
+	f.StringVar(&cfg.Push.TCPAddr, "push-tcp", node.PushTCPAddrDefault, `push gateway's length-prefixed TCP address; "off" disables it (WebSocket and SSE are on --admin)`)
+	f.StringSliceVar(&cfg.Push.Secrets, "push-secret", nil, "secret(s) that sign push connect tokens, comma-separated while rotating (default: generated into DATA_DIR/push.secret)")
+	f.DurationVar(&cfg.Push.Ping, "push-ping", pushserver.PingDefault, "push: ping a connection after this long without writing to it")
+	f.DurationVar(&cfg.Push.Pong, "push-pong", pushserver.PongDefault, "push: close a connection silent for --push-ping plus this")
+	f.DurationVar(&cfg.Push.Idle, "push-idle", 0, "push: close a connection without data either way for this long (0: never)")
+	f.DurationVar(&cfg.Push.ConnectTimeout, "push-connect-timeout", pushserver.ConnectTimeoutDefault, "push: close a connection that has not sent connect by then")
+	f.StringVar(&cfg.Push.SameClient, "push-same-client", pushserver.SameClientReplace, `push: a second connection with a client ID "replace"s the first, or both are "keep"t`)
+	f.IntVar(&cfg.Push.MaxFrame, "push-max-frame", pushserver.MaxFrameDefault, "push: largest frame a client may send, in bytes")
+	f.IntVar(&cfg.Push.SendQueue, "push-send-queue", pushserver.SendQueueDefault, "push: bytes queued to a connection before it is closed as slow")
+	f.Float64Var(&cfg.Push.Rate, "push-rate", pushserver.RateDefault, "push: messages per second a client may send")
+	f.IntVar(&cfg.Push.Burst, "push-burst", pushserver.BurstDefault, "push: burst of messages a client may send")
+	f.IntVar(&cfg.Push.HistorySize, "push-history-size", store.PushHistorySizeDefault, "push: messages kept per channel for recovery (-1: no history)")
+	f.DurationVar(&cfg.Push.HistoryTTL, "push-history-ttl", store.PushHistoryTTLDefault, "push: how long channel history is kept")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

@@ -12,6 +12,7 @@ import (
 func (n *Node) adminServer(ready func() bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", n.mux)
+	mux.Handle("/push/", n.pushHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"status":"ok"}` + "\n"))

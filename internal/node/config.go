@@ -22,6 +22,7 @@ const (
 	ClusterNameDefault  = "mortar"
 	SyncIntervalDefault = 2 * time.Minute
 	NodeTTLDefault      = 10 * time.Second
+	PushTCPAddrDefault  = "127.0.0.1:7071"
 	// MaxPayload lets a 1 MiB config value travel with its metadata.
 	MaxPayload = 4 << 20
 )
@@ -88,8 +89,36 @@ type Config struct {
 	// once before it stops evicting, taking itself to be cut off rather
 	// than them all dead. Defaults to 0.5; negative disables it.
 	SelfPreservation float64
+	// Push configures the push gateway.
+	Push PushConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+}
+
+// PushConfig configures the push gateway (docs/push.md). Zero values mean
+// the defaults of package pushserver.
+type PushConfig struct {
+	// TCPAddr is the length-prefixed TCP listener. Defaults to
+	// PushTCPAddrDefault; "off" disables it. WebSocket and SSE are served
+	// on the admin address.
+	TCPAddr string
+	// Secrets verify connect tokens, the first also signs them: several
+	// while one is rotated. Empty means the secret in the data dir's
+	// push.secret, generated on first start.
+	Secrets []string
+	// Ping, Pong, Idle and ConnectTimeout are the heartbeat and deadline
+	// settings.
+	Ping, Pong, Idle, ConnectTimeout time.Duration
+	// SameClient is "replace" (the default) or "keep".
+	SameClient string
+	// MaxFrame, SendQueue, Rate and Burst are the per-connection limits.
+	MaxFrame, SendQueue int
+	Rate                float64
+	Burst               int
+	// HistorySize is the messages kept per channel (default 100; -1
+	// turns history off); HistoryTTL how long (default 10m).
+	HistorySize int
+	HistoryTTL  time.Duration
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -143,6 +172,20 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.AdminAddr = cmp.Or(c.AdminAddr, AdminAddrDefault)
 	c.NodeTTL = cmp.Or(c.NodeTTL, NodeTTLDefault)
+	c.Push.TCPAddr = cmp.Or(c.Push.TCPAddr, PushTCPAddrDefault)
+	if c.Push.TCPAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.Push.TCPAddr); err != nil {
+			return c, fmt.Errorf("node: push tcp address %q: %w", c.Push.TCPAddr, err)
+		}
+	}
+	switch c.Push.SameClient {
+	case "", "replace", "keep":
+	default:
+		return c, fmt.Errorf("node: push same-client policy %q: want replace or keep", c.Push.SameClient)
+	}
+	if c.Push.HistorySize < -1 {
+		return c, fmt.Errorf("node: push history size %d: want -1 (off) or more", c.Push.HistorySize)
+	}
 	if c.SelfPreservation >= 1 {
 		return c, fmt.Errorf("node: self-preservation %v: want a fraction below 1, or negative to disable it", c.SelfPreservation)
 	}

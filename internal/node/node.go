@@ -25,6 +25,7 @@ import (
 	"github.com/mortarhq/mortar/internal/api"
 	"github.com/mortarhq/mortar/internal/configserver"
 	"github.com/mortarhq/mortar/internal/natslog"
+	"github.com/mortarhq/mortar/internal/pushserver"
 	"github.com/mortarhq/mortar/internal/registryserver"
 	"github.com/mortarhq/mortar/internal/store"
 	"github.com/mortarhq/mortar/internal/taskserver"
@@ -44,6 +45,7 @@ type Node struct {
 	metrics *prometheus.Registry
 	mux     *api.Mux
 	ready   chan struct{}
+	push    atomic.Pointer[pushserver.Server] // set once the push gateway exists
 
 	mu        sync.Mutex // guards the fields below, set during startup
 	ns        *server.Server
@@ -182,7 +184,9 @@ func (n *Node) Run(ctx context.Context) error {
 			replicas = 3
 		}
 	}
-	st, err := store.Open(gctx, js, &store.Config{Replicas: replicas, Logger: n.log})
+	st, err := store.Open(gctx, js, &store.Config{Replicas: replicas, Logger: n.log, PushHistory: store.PushHistory{
+		Size: n.cfg.Push.HistorySize, TTL: n.cfg.Push.HistoryTTL,
+	}})
 	if err != nil {
 		return n.fail(g, fmt.Errorf("node: %w", err))
 	}
@@ -204,11 +208,22 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, p := range parts {
 		g.Go(func() error { return p.Run(gctx) })
 	}
-	// Ready means the API answers.
+	// Ready means the API answers and every part serves.
 	select {
 	case <-subscribed:
 	case <-gctx.Done():
 		return g.Wait()
+	}
+	for _, p := range parts {
+		r, ok := p.(interface{ Ready() <-chan struct{} })
+		if !ok {
+			continue
+		}
+		select {
+		case <-r.Ready():
+		case <-gctx.Done():
+			return g.Wait()
+		}
 	}
 	ready.Store(true)
 	close(n.ready)
@@ -252,7 +267,11 @@ func (n *Node) parts(st *store.Store, nc *nats.Conn) ([]part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: task: %w", err)
 	}
-	return []part{reg, cfg, tasks}, nil
+	push, err := n.pushServer(st, nc)
+	if err != nil {
+		return nil, err
+	}
+	return []part{reg, cfg, tasks, push}, nil
 }
 
 // fail stops what started and returns err.

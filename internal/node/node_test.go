@@ -165,6 +165,9 @@ func TestNodeConfigErrors(t *testing.T) {
 		{Replicas: 9},
 		{NodeTTL: time.Millisecond},
 		{SelfPreservation: 1.5},
+		{Push: node.PushConfig{TCPAddr: "nonsense"}},
+		{Push: node.PushConfig{HistorySize: -2}},
+		{Push: node.PushConfig{SameClient: "both"}},
 	} {
 		if _, err := node.New(&cfg); err == nil {
 			t.Errorf("node.New(%+v) = nil error", cfg)
@@ -176,7 +179,7 @@ func TestNodePortInUse(t *testing.T) {
 	n1 := mortartest.StartNode(t)
 	_, port, _ := strings.Cut(strings.TrimPrefix(n1.URL(), "nats://127.0.0.1"), ":")
 	p, _ := strconv.Atoi(port)
-	nd, err := node.New(&node.Config{Name: "n2", DataDir: t.TempDir(), Port: p, AdminAddr: "off", Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	nd, err := node.New(&node.Config{Name: "n2", DataDir: t.TempDir(), Port: p, AdminAddr: "off", Push: node.PushConfig{TCPAddr: "off"}, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

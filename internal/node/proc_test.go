@@ -81,7 +81,7 @@ func startProcCluster(t *testing.T) []*procNode {
 		cfg := node.Config{
 			Name: fmt.Sprintf("p%d", i+1), DataDir: t.TempDir(), Host: "127.0.0.1", Port: portN,
 			ClusterName: "fault", ClusterListen: routes[i], Routes: routes,
-			AdminAddr: admin, NodeTTL: 3 * time.Second,
+			AdminAddr: admin, NodeTTL: 3 * time.Second, Push: node.PushConfig{TCPAddr: "127.0.0.1:0"},
 		}
 		b, _ := json.Marshal(cfg)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -25,6 +25,8 @@ type Config struct {
 	Replicas int
 	// Logger reports waits for the engine. Defaults to slog.Default().
 	Logger *slog.Logger
+	// PushHistory sizes the push gateway's channel history (push.go).
+	PushHistory PushHistory
 }
 
 // Store holds the handles of mortar's buckets and streams.
@@ -36,6 +38,9 @@ type Store struct {
 	Nodes    jetstream.KeyValue // node liveness: one key per node, with a TTL
 	Registry jetstream.KeyValue // service registry: one key per instance (registry.go)
 	Config   jetstream.Stream   // config center: versions, gray records, namespaces (config.go)
+	Push     jetstream.Stream   // push channel history (push.go); nil when history is off
+
+	pushHistory PushHistory
 
 	configCommitOnce sync.Once
 	configCommit     *Committer // group commit of config writes
@@ -49,7 +54,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Store, err
 	if cfg != nil {
 		c = *cfg
 	}
-	s := &Store{js: js, replicas: cmp.Or(c.Replicas, 1), log: c.Logger}
+	s := &Store{js: js, replicas: cmp.Or(c.Replicas, 1), log: c.Logger, pushHistory: c.PushHistory}
+	if s.pushHistory.Size == 0 {
+		s.pushHistory.Size = PushHistorySizeDefault
+	}
+	s.pushHistory.TTL = cmp.Or(s.pushHistory.TTL, PushHistoryTTLDefault)
+	s.pushHistory.Bytes = cmp.Or(s.pushHistory.Bytes, PushHistoryBytesDefault)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -62,6 +72,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Store, err
 		{"registry", s.openRegistry},
 		{"config", s.openConfig},
 		{"tasks", s.openTasks},
+		{"push", s.openPush},
 	}
 	for _, step := range steps {
 		if err := s.retry(ctx, step.name, step.fn); err != nil {
