@@ -23,6 +23,11 @@ fuzz: ## fuzz every wire decoder for 30s each
 	go test -run='^$$' -fuzz=FuzzSkip -fuzztime=30s ./internal/msgpack/
 	go test -run='^$$' -fuzz=FuzzUnmarshalStruct -fuzztime=30s ./internal/msgpack/
 	go test -run='^$$' -fuzz=FuzzDecodeEvent -fuzztime=30s ./rpc/
+	go test -run='^$$' -fuzz=FuzzWSReader -fuzztime=30s ./internal/pushwire/
+	go test -run='^$$' -fuzz=FuzzFrameReader -fuzztime=30s ./internal/pushwire/
+	go test -run='^$$' -fuzz=FuzzParseClose -fuzztime=30s ./internal/pushwire/
+	go test -run='^$$' -fuzz=FuzzDecode -fuzztime=30s ./internal/pushwire/
+	go test -run='^$$' -fuzz=FuzzVerifyToken -fuzztime=30s ./internal/pushwire/
 
 interop-deps: ## install the interop peers (Debian pyzmq, zerorpc-node)
 	apt-get install -y python3-zmq python3-msgpack

@@ -62,7 +62,7 @@
       this._live = false;      // between a successful connect reply and the loss
       this._gen = 0;           // connection attempt; stale callbacks compare it
       this._state = 'disconnected';
-      this._stopped = true;    // true before connect() and after close()
+      this._stopped = true;    // not running: before connect(), after close() or a final close code
       this._attempt = 0;       // reconnects since the last successful connect
       this._authRetried = false; // the one reconnect after 4001 was used
       this._info = null;       // the last connect result
@@ -350,10 +350,10 @@
       switch (m.op) {
         case 'reply': {
           const cb = this._pending.get(m.id);
-          if (!cb) return;
-          this._pending.delete(m.id);
-          if (m.error) cb(pushError(m.error.code || 'internal', m.error.message));
-          else cb(null, m.result || {});
+          if (cb) {
+            this._pending.delete(m.id);
+            cb(m.error ? pushError(m.error.code || 'internal', m.error.message) : null, m.result || {});
+          }
           return;
         }
         case 'push': return this._onPush(m);
@@ -390,11 +390,8 @@
     _deliver(s, m, recovered) {
       let dup = false;
       if (s && typeof m.offset === 'number' && m.offset > 0) {
-        if (m.offset <= s.seen) dup = true;
-        else {
-          s.seen = m.offset;
-          if (m.offset > s.offset) s.offset = m.offset;
-        }
+        dup = m.offset <= s.seen;
+        if (!dup) { s.seen = m.offset; s.offset = Math.max(s.offset, m.offset); }
       }
       if (!dup) {
         const ev = {data: m.data === undefined ? null : m.data};
