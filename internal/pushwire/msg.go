@@ -196,7 +196,7 @@ func Append(dst []byte, enc Encoding, m *Message) ([]byte, error) {
 // per broadcast, and encoding/json's reflection would dominate.
 func appendJSON(b []byte, m *Message) []byte {
 	b = append(b, `{"op":`...)
-	b = strconv.AppendQuote(b, m.Op)
+	b = appendQuoteJSON(b, m.Op)
 	if m.ID != 0 {
 		b = append(b, `,"id":`...)
 		b = strconv.AppendUint(b, m.ID, 10)
@@ -429,6 +429,9 @@ func decodeMsgpackField(m *Message, key string, b []byte) (rest []byte, err erro
 			}
 			code, _ := em["code"].(string)
 			msg, _ := em["message"].(string)
+			if !utf8.ValidString(code) || !utf8.ValidString(msg) {
+				return b, errors.New("not UTF-8")
+			}
 			m.Error = &Error{Code: code, Message: msg}
 		}
 	case "code":
