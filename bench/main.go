@@ -25,6 +25,13 @@
 //	go run ./bench tasks [-systems asynq,celery,jetstream] [-tasks 100000]
 //	    [-results both|off|on] [-samples 300] [-rounds 3] [-short]
 //	    [-o markdown|json]
+//
+// "push" compares the push gateway with a gorilla/websocket hub: memory
+// and CPU per idle connection, broadcast and push latency (push.go):
+//
+//	go run ./bench push [-systems mortar,gorilla] [-conns 19000] [-idle 60s]
+//	    [-broadcasts 5] [-pushes 2000] [-cluster=true] [-short]
+//	    [-o markdown|json]
 package main
 
 import (
@@ -64,12 +71,16 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 			return serveMain(ctx, args[1:], stdin, stdout, stderr)
 		case "serve-node":
 			return serveNodeMain(ctx, args[1:], stdin, stdout, stderr)
+		case "serve-push":
+			return servePushMain(ctx, args[1:], stdin, stdout, stderr)
 		case "config":
 			return configMain(ctx, args[1:], stdout, stderr)
 		case "registry":
 			return registryMain(ctx, args[1:], stdout, stderr)
 		case "tasks":
 			return tasksMain(ctx, args[1:], stdout, stderr)
+		case "push":
+			return pushMain(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return driveMain(ctx, args, stdout, stderr)

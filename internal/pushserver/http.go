@@ -26,7 +26,9 @@ const (
 // Handler serves the gateway's HTTP endpoints, to be mounted at /push/:
 // /push/ws (WebSocket), /push/sse (server-sent events),
 // /push/mortar-push.js (the browser client) and /push/demo.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) newHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /push/ws", s.serveWS)
 	mux.HandleFunc("GET /push/sse", s.serveSSE)

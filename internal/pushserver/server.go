@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,7 @@ type Server struct {
 	asyncWG sync.WaitGroup // commands that wait for the engine
 	async   chan struct{}  // bounds them
 	ready   chan struct{}  // closed once Run listens and is subscribed
+	handler http.Handler
 }
 
 // maxAsync bounds commands waiting on the engine at once (subscribes with
@@ -182,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("pushserver: %w", err)
 	}
 	s.metrics = newMetrics(s, c.Metrics)
+	s.handler = s.newHandler()
 	return s, nil
 }
 
