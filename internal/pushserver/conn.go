@@ -53,6 +53,7 @@ type conn struct {
 	lastRead  atomic.Int64 // s.now stamps
 	lastWrite atomic.Int64
 	lastData  atomic.Int64 // data (not heartbeats) in either direction, for all-idle
+	lastPing  atomic.Int64 // the last heartbeat the node sent
 
 	timer timerwheel.Entry[*conn]
 

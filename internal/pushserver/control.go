@@ -3,6 +3,7 @@ package pushserver
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,9 @@ func (s *Server) onControl(msg *nats.Msg) {
 	case req.User != "":
 		cs = s.hub.byUser(req.User)
 	}
+	// Connections already closing stay in the hub until their socket
+	// closes; they are not acted on (nor counted) again.
+	cs = slices.DeleteFunc(cs, func(c *conn) bool { return c.closed.Load() })
 	n := 0
 	switch op := strings.TrimPrefix(msg.Subject, ctlPrefix); op {
 	case "kick":

@@ -71,10 +71,15 @@ func (c *conn) onWS(op pushwire.Opcode, payload []byte) error {
 		if op == pushwire.OpcodeBinary {
 			want = pushwire.Msgpack
 		}
-		if c.enc != 0 && c.enc != want {
+		switch c.enc {
+		case want:
+		case 0:
+			// Only the first message sets enc: once connected, deliveries
+			// read it from other goroutines.
+			c.enc = want
+		default:
 			return badRequest(fmt.Sprintf("a %s frame on a %s connection", map[bool]string{true: "binary", false: "text"}[op == pushwire.OpcodeBinary], c.enc))
 		}
-		c.enc = want
 		return c.onMessage(payload)
 	case pushwire.OpcodePing:
 		c.write(pushwire.AppendFrame(nil, pushwire.OpcodePong, payload, true, nil))
@@ -173,8 +178,12 @@ func (c *conn) reply(id uint64, result any) {
 	c.send(m)
 }
 
-// replyErr answers command id with err's code and public message.
+// replyErr answers command id with err's code and public message
+// (nothing when id is 0: docs/push.md promises no reply without an id).
 func (c *conn) replyErr(id uint64, err error) {
+	if id == 0 {
+		return
+	}
 	c.send(&pushwire.Message{Op: pushwire.OpReply, ID: id, Error: &pushwire.Error{
 		Code:    string(mortar.ErrorCode(err)),
 		Message: mortar.ErrorMessage(err),
