@@ -19,6 +19,8 @@ type (
 	Ack = pushwire.Ack
 	// Publication is one message of a channel's history.
 	Publication = pushwire.Publication
+	// Location is a node holding a client's connections.
+	Location = pushwire.Location
 )
 
 // Target is where a push goes: a client ID, a user, a channel, or
@@ -212,6 +214,18 @@ func (c *Client) control(ctx context.Context, op string, to Target, channel stri
 		return 0, fmt.Errorf("push: %s %s: %w", op, to, err)
 	}
 	return rep.Conns, nil
+}
+
+// Locate returns the nodes where a client ID is connected, from the
+// answering node's directory: every node keeps one for the whole cluster,
+// so this costs one request however large the cluster. A client that
+// connected in the last ~50 ms may not be listed yet.
+func (c *Client) Locate(ctx context.Context, clientID string) ([]Location, error) {
+	var rep pushwire.LocateReply
+	if err := c.conn.Do(ctx, "push.locate", pushwire.LocateRequest{Client: clientID}, &rep); err != nil {
+		return nil, fmt.Errorf("push: locate %s: %w", clientID, err)
+	}
+	return rep.Nodes, nil
 }
 
 // Token asks the node to sign a connect token for claims with its own

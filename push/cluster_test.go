@@ -63,6 +63,12 @@ func TestPushCluster(t *testing.T) {
 	if pres.Nodes != 3 || pres.Total != 2 || nodes["d2"] != "n2" || nodes["d3"] != "n3" {
 		t.Errorf("presence = %+v", pres)
 	}
+	// Every node's directory knows where each client is.
+	for _, n := range c.Nodes {
+		pn, _ := push.New(n.Dial(t), nil)
+		waitLocated(t, pn, "d2", "n2")
+		waitLocated(t, pn, "d3", "n3")
+	}
 	// Acknowledgements come back across nodes.
 	res, err := pc.Send(ctx, push.ToUser("alice"), "ack", &push.SendOpts{Ack: true, AckMin: 2, AckWait: 5 * time.Second})
 	if err != nil {
@@ -86,5 +92,28 @@ func TestPushCluster(t *testing.T) {
 	pc.Send(ctx, push.ToClient("d2"), "new", nil)
 	if p := d2b.next(t); string(p.Data) != `"new"` {
 		t.Errorf("new d2 got %s", p.Data)
+	}
+	waitLocated(t, pc, "d2", "n3")
+	d3.Stop(ctx)
+	waitLocated(t, pc, "d3", "")
+}
+
+// waitLocated waits until pc locates client on node alone ("" for
+// nowhere).
+func waitLocated(t *testing.T, pc *push.Client, client, node string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		locs, err := pc.Locate(t.Context(), client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if node == "" && len(locs) == 0 || len(locs) == 1 && locs[0].Node == node && locs[0].Conns == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Locate(%s) = %+v, want %q", client, locs, node)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

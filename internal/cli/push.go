@@ -31,6 +31,7 @@ it is sent as a JSON string.`,
   mortar push send --all '{"maintenance":"in 5 minutes"}'
   mortar push conns
   mortar push presence news
+  mortar push locate phone-1
   mortar push history news
   mortar push token --client phone-1 --user alice --channel news`,
 		Args: noArgs,
@@ -39,7 +40,8 @@ it is sent as a JSON string.`,
 	nf := addNodeFlags(cmd)
 	cmd.AddCommand(pushSendCmd(nf, stdout, stderr), pushConnsCmd(nf, stdout, stderr), pushPresenceCmd(nf, stdout, stderr),
 		pushHistoryCmd(nf, stdout, stderr), pushTokenCmd(nf, stdout, stderr), pushControlCmd(nf, stdout, stderr, "subscribe"),
-		pushControlCmd(nf, stdout, stderr, "unsubscribe"), pushControlCmd(nf, stdout, stderr, "disconnect"))
+		pushControlCmd(nf, stdout, stderr, "unsubscribe"), pushControlCmd(nf, stdout, stderr, "disconnect"),
+		pushLocateCmd(nf, stdout, stderr))
 	return cmd
 }
 
@@ -343,4 +345,33 @@ func pushControlCmd(nf *nodeFlags, stdout, stderr io.Writer, verb string) *cobra
 	}
 	tf.add(cmd, false)
 	return cmd
+}
+
+func pushLocateCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "locate CLIENT",
+		Short: "Show which nodes a client ID is connected to",
+		Long: `Show which nodes hold a client ID's connections, from the answering node's
+directory of the whole cluster (one request, however many nodes).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPush(nf, cmd, stderr, func(ctx context.Context, c *push.Client) error {
+				locs, err := c.Locate(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if nf.json() {
+					return writeJSON(stdout, locs)
+				}
+				if len(locs) == 0 {
+					fmt.Fprintf(stdout, "%s is not connected\n", args[0])
+					return nil
+				}
+				for _, l := range locs {
+					fmt.Fprintf(stdout, "%s\t%d connections\n", l.Node, l.Conns)
+				}
+				return nil
+			})
+		},
+	}
 }

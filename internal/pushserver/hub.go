@@ -6,13 +6,18 @@ import (
 	"sync"
 )
 
-// hub indexes this node's authenticated connections.
+// hub indexes this node's authenticated connections. Lock order:
+// hub.mu, then conn.mu or directory.mu.
 type hub struct {
 	mu       sync.RWMutex
 	clients  map[string][]*conn // by client ID: one, or several with SameClientKeep
 	users    map[string][]*conn
 	channels map[string]map[*conn]struct{}
 	all      map[*conn]struct{}
+
+	// changed, when set, hears every connection entering ('+') or
+	// leaving ('-') the index, under mu, in order.
+	changed func(op, conn, client string)
 }
 
 func newHub() hub {
@@ -44,6 +49,9 @@ func (h *hub) add(c *conn, replace bool) (replaced []*conn, ok bool) {
 		h.users[c.user] = append(h.users[c.user], c)
 	}
 	h.all[c] = struct{}{}
+	if h.changed != nil {
+		h.changed("+", c.id(), c.client)
+	}
 	return replaced, true
 }
 
@@ -60,6 +68,9 @@ func (h *hub) remove(c *conn) bool {
 	c.subs = nil
 	c.mu.Unlock()
 	delete(h.all, c)
+	if h.changed != nil {
+		h.changed("-", c.id(), c.client)
+	}
 	deleteConn(h.clients, c.client, c)
 	if c.user != "" {
 		deleteConn(h.users, c.user, c)

@@ -29,6 +29,7 @@ func (s *Server) Register(mux *api.Mux) {
 	mux.Handle("push.unsubscribe", api.Typed(s.controlOp("unsub")))
 	mux.Handle("push.disconnect", api.Typed(s.controlOp("disconnect")))
 	mux.Handle("push.token", api.Typed(s.tokenOp))
+	mux.Handle("push.locate", api.Typed(s.locateOp))
 }
 
 // sendTarget is the one target a push.send names.
@@ -202,4 +203,11 @@ func (s *Server) tokenOp(_ context.Context, _ string, req *pushwire.TokenRequest
 	}
 	rep.Token = tok
 	return rep, nil
+}
+
+func (s *Server) locateOp(_ context.Context, _ string, req *pushwire.LocateRequest) (any, error) {
+	if err := pushwire.CheckName("client ID", req.Client, pushwire.MaxClientLen); err != nil {
+		return nil, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err)
+	}
+	return pushwire.LocateReply{Client: req.Client, Nodes: s.locate(req.Client)}, nil
 }

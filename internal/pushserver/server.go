@@ -137,6 +137,7 @@ type Server struct {
 	poll    *netpoll.Poller
 	wheel   *timerwheel.Wheel[*conn]
 	hub     hub
+	dir     *directory
 	acks    ackTable
 	metrics *metrics
 
@@ -170,6 +171,8 @@ func New(cfg Config) (*Server, error) {
 		ready: make(chan struct{}),
 	}
 	s.acks.init()
+	s.dir = newDirectory(c.NodeName, dirIntervalDefault)
+	s.hub.changed = s.dir.local
 	s.now.Store(time.Now().UnixNano())
 	if c.Store != nil && c.Store.Push != nil {
 		s.hist = c.Store.Push
@@ -233,6 +236,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.running.Store(true)
 	g.Go(func() error { return s.wheel.Run(gctx) })
 	g.Go(func() error { return s.clock(gctx) })
+	g.Go(func() error { return s.runDirectory(gctx) })
 	if ln != nil {
 		g.Go(func() error { return s.acceptTCP(gctx, ln) })
 		g.Go(func() error {

@@ -107,3 +107,22 @@ type Ack struct {
 	ID   string `json:"id"`
 	Conn string `json:"conn,omitempty"`
 }
+
+// LocateRequest is push.locate.
+type LocateRequest struct {
+	Client string `json:"client"`
+}
+
+// LocateReply says where a client ID is connected, as the answering
+// node's directory knows it (a connect reaches every node's directory
+// within about 50 ms).
+type LocateReply struct {
+	Client string     `json:"client"`
+	Nodes  []Location `json:"nodes"`
+}
+
+// Location is a node holding a client's connections.
+type Location struct {
+	Node  string `json:"node"`
+	Conns int    `json:"conns"`
+}
