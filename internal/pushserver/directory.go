@@ -30,7 +30,7 @@ const (
 )
 
 // dirIntervalDefault is how often a node announces its digest when it has
-// no events; dirFlush how often it sends pending events.
+// no events; dirFlush how long it gathers events into one announcement.
 const (
 	dirIntervalDefault = 5 * time.Second
 	dirFlush           = 50 * time.Millisecond
@@ -64,6 +64,7 @@ type dirSnap struct {
 type directory struct {
 	self     string
 	interval time.Duration
+	wake     chan struct{} // signalled when pending stops being empty
 
 	mu       sync.Mutex
 	pending  []dirEvent
@@ -82,7 +83,7 @@ type dirNode struct {
 }
 
 func newDirectory(self string, interval time.Duration) *directory {
-	return &directory{self: self, interval: interval, nodes: map[string]*dirNode{}, byClient: map[string]map[string]int{}}
+	return &directory{self: self, interval: interval, wake: make(chan struct{}, 1), nodes: map[string]*dirNode{}, byClient: map[string]map[string]int{}}
 }
 
 func entryHash(conn, client string) uint64 {
@@ -97,6 +98,12 @@ func entryHash(conn, client string) uint64 {
 func (d *directory) local(op, conn, client string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(d.pending) == 0 {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
 	d.pending = append(d.pending, dirEvent{Op: op, Conn: conn, Client: client})
 	d.sum ^= entryHash(conn, client)
 	if op == "+" {
@@ -262,7 +269,10 @@ func (s *Server) runDirectory(ctx context.Context) error {
 	}
 	defer snapSub.Unsubscribe()
 
-	flush := time.NewTicker(dirFlush)
+	// A first event opens a batching window of dirFlush; an idle node
+	// wakes only for its digest.
+	flush := time.NewTimer(dirFlush)
+	flush.Stop()
 	defer flush.Stop()
 	beat := time.NewTicker(d.interval)
 	defer beat.Stop()
@@ -281,6 +291,8 @@ func (s *Server) runDirectory(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-d.wake:
+			flush.Reset(dirFlush)
 		case <-flush.C:
 			announce(false)
 		case now := <-beat.C:
