@@ -29,12 +29,19 @@ type session struct {
 	mu      sync.Mutex // guards the fields below
 	nextID  uint64
 	pending map[uint64]chan *pushwire.Message
-	subIDs  map[uint64]string // subscribe commands in flight, by ID: their channel
+	subIDs  map[uint64]subCmd // subscribe commands in flight, by ID
 	closed  bool
 	disc    Disconnect
 
 	ping        time.Duration // set at connect, before the heartbeat starts
 	readTimeout atomic.Int64  // the node's ping + 2 pongs: silence this long means it is gone
+}
+
+// subCmd is a subscribe in flight: its channel, and whether it recovers
+// (a resubscribe after a reconnect, which nobody waits for).
+type subCmd struct {
+	channel string
+	recover bool
 }
 
 // session dials, connects, resubscribes and serves one connection. It
@@ -86,7 +93,8 @@ func (d *Device) session(ctx context.Context) (connected bool, disc Disconnect) 
 		d.cfg.OnConnect(info)
 	}
 	for ch, p := range chans {
-		s.send(&pushwire.Message{Op: pushwire.OpSubscribe, ID: s.register(ch), Channel: ch, Recover: true, Offset: p.offset, Epoch: p.epoch})
+		sc := subCmd{channel: ch, recover: p.epoch != ""}
+		s.send(&pushwire.Message{Op: pushwire.OpSubscribe, ID: s.register(sc), Channel: ch, Recover: sc.recover, Offset: p.offset, Epoch: p.epoch})
 	}
 	wg.Go(func() { s.heartbeat(done) })
 	for {
@@ -127,7 +135,7 @@ func (d *Device) dial(ctx context.Context) (*session, error) {
 		}
 		nc = tc
 	}
-	s := &session{d: d, nc: nc, ws: d.u.Scheme != "tcp", enc: pushwire.JSON, pending: map[uint64]chan *pushwire.Message{}, subIDs: map[uint64]string{}}
+	s := &session{d: d, nc: nc, ws: d.u.Scheme != "tcp", enc: pushwire.JSON, pending: map[uint64]chan *pushwire.Message{}, subIDs: map[uint64]subCmd{}}
 	if d.cfg.Msgpack {
 		s.enc = pushwire.Msgpack
 	}
@@ -182,25 +190,25 @@ func (s *session) connect(ctx context.Context, msgs <-chan *pushwire.Message, re
 }
 
 // register allocates a command ID and, for subscribes, records the
-// channel so that the reply's recovered messages are delivered.
-func (s *session) register(channel string) uint64 {
+// command so that the reply's recovered messages are delivered.
+func (s *session) register(sc subCmd) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
 	id := s.nextID + 1 // 1 is connect's
-	if channel != "" {
-		s.subIDs[id] = channel
+	if sc.channel != "" {
+		s.subIDs[id] = sc
 	}
 	return id
 }
 
 // call sends a command and waits for its reply.
 func (s *session) call(ctx context.Context, m *pushwire.Message) (*pushwire.Message, error) {
-	ch := ""
+	var sc subCmd
 	if m.Op == pushwire.OpSubscribe {
-		ch = m.Channel
+		sc.channel = m.Channel
 	}
-	m.ID = s.register(ch)
+	m.ID = s.register(sc)
 	done := make(chan *pushwire.Message, 1)
 	s.mu.Lock()
 	if s.closed {
@@ -365,7 +373,7 @@ func (s *session) dispatch(m *pushwire.Message) {
 // the caller.
 func (s *session) onReply(m *pushwire.Message) {
 	s.mu.Lock()
-	ch, isSub := s.subIDs[m.ID]
+	sc, isSub := s.subIDs[m.ID]
 	delete(s.subIDs, m.ID)
 	done := s.pending[m.ID]
 	delete(s.pending, m.ID)
@@ -374,11 +382,11 @@ func (s *session) onReply(m *pushwire.Message) {
 		var r SubResult
 		if json.Unmarshal(m.Result, &r) == nil {
 			for _, p := range r.Pubs {
-				s.onPush(Push{Channel: ch, Offset: p.Offset, Data: p.Data})
+				s.onPush(Push{Channel: sc.channel, Offset: p.Offset, Data: p.Data})
 			}
-			s.d.track(ch, lastOffset(r), r.Epoch)
-			if m.ID > 1 && s.d.cfg.OnRecovery != nil && done == nil {
-				s.d.cfg.OnRecovery(ch, r.Recovered)
+			s.d.track(sc.channel, lastOffset(r), r.Epoch)
+			if sc.recover && s.d.cfg.OnRecovery != nil {
+				s.d.cfg.OnRecovery(sc.channel, r.Recovered)
 			}
 		}
 	}

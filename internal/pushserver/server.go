@@ -146,10 +146,12 @@ type Server struct {
 	running atomic.Bool   // Run has started the poller
 	tcpAddr atomic.Value  // string: the TCP listener's address
 
-	asyncWG sync.WaitGroup // commands that wait for the engine
-	async   chan struct{}  // bounds them
-	ready   chan struct{}  // closed once Run listens and is subscribed
-	handler http.Handler
+	asyncMu   sync.Mutex     // orders goAsync's Add before Run's final Wait
+	asyncDone bool           // Run is stopping: async work is dropped
+	asyncWG   sync.WaitGroup // commands that wait for the engine
+	async     chan struct{}  // bounds them
+	ready     chan struct{}  // closed once Run listens and is subscribed
+	handler   http.Handler
 }
 
 // maxAsync bounds commands waiting on the engine at once (subscribes with
@@ -251,10 +253,13 @@ func (s *Server) Run(ctx context.Context) error {
 		sub.Unsubscribe()
 	}
 	s.running.Store(false)
-	s.asyncWG.Wait()
 	s.shutdownConns()
 	stopPoll()
 	loops.Wait()
+	s.asyncMu.Lock()
+	s.asyncDone = true // no new async work once the loops are gone
+	s.asyncMu.Unlock()
+	s.asyncWG.Wait()
 	return err
 }
 
@@ -319,13 +324,22 @@ func (s *Server) adopt(nc net.Conn, buffered []byte, tr transport, enc pushwire.
 }
 
 // goAsync runs fn on its own goroutine, bounded by maxAsync, for a
-// command that waits on the engine.
+// command that waits on the engine. While Run is stopping, fn is dropped:
+// its connection is closing.
 func (s *Server) goAsync(fn func()) {
+	s.asyncMu.Lock()
+	if s.asyncDone {
+		s.asyncMu.Unlock()
+		return
+	}
+	s.asyncWG.Add(1)
+	s.asyncMu.Unlock()
 	s.async <- struct{}{}
-	s.asyncWG.Go(func() {
+	go func() {
+		defer s.asyncWG.Done()
 		defer func() { <-s.async }()
 		fn()
-	})
+	}()
 }
 
 // shutdownGrace bounds how long shutdown waits for goodbyes to flush.
