@@ -101,7 +101,7 @@ func (r *FrameReader) feed(b []byte, fn func([]byte) error) error {
 			continue
 		}
 		r.remain = int(size)
-		r.buf = slices.Grow(r.buf[:0], int(size))
+		r.buf = slices.Grow(r.buf[:0], min(int(size), reserveMax)) // grows as the bytes come
 	}
 	return nil
 }

@@ -278,8 +278,14 @@ func (r *WSReader) start(h *wsHeader) {
 	if r.msgOp == 0 {
 		r.msgOp = h.op
 	}
-	r.msg = slices.Grow(r.msg, r.remain)
+	// Reserve at most a few KiB up front: a peer that announces a large
+	// frame and sends it slowly (or never) holds only what it sent.
+	r.msg = slices.Grow(r.msg, min(r.remain, reserveMax))
 }
+
+// reserveMax bounds what start reserves for a frame's payload before its
+// bytes arrive.
+const reserveMax = 4 << 10
 
 // payload consumes bytes of a frame begun by start.
 func (r *WSReader) payload(b []byte, fn func(Opcode, []byte) error) ([]byte, error) {

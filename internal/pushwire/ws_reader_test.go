@@ -326,3 +326,25 @@ func BenchmarkWSReader(b *testing.B) {
 	b.Run("client/whole", func(b *testing.B) { run(b, &WSReader{FromServer: true}, server, len(server)) })
 	b.Run("server/chunks-of-100", func(b *testing.B) { run(b, &WSReader{}, client, 100) })
 }
+
+// TestReadersReserveLittle: a peer that announces a large frame and sends
+// a few bytes of it makes the reader hold a few KiB, not the frame.
+func TestReadersReserveLittle(t *testing.T) {
+	t.Parallel()
+	ws := &WSReader{}
+	frame := cframe(OpcodeBinary, true, strings.Repeat("x", 60<<10))
+	if _, err := wsFeed(ws, bytes.Clone(frame[:20])); err != nil {
+		t.Fatal(err)
+	}
+	if n := heldBytes(ws); n > reserveMax+MaxControlPayload {
+		t.Errorf("WSReader holds %d bytes after 20 of a 60 KiB frame, want at most %d", n, reserveMax)
+	}
+	fr := &FrameReader{}
+	lf := AppendLenFrame(nil, bytes.Repeat([]byte("y"), 60<<10))
+	if err := fr.Feed(lf[:20], func([]byte) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := cap(fr.buf); n > reserveMax {
+		t.Errorf("FrameReader holds %d bytes after 20 of a 60 KiB frame, want at most %d", n, reserveMax)
+	}
+}
