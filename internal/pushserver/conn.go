@@ -1,7 +1,9 @@
 package pushserver
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -43,7 +45,7 @@ type conn struct {
 	since  int64 // Unix nanoseconds at accept
 
 	tr     transport
-	enc    pushwire.Encoding // 0 until the first message decides
+	enc    atomic.Uint32 // a pushwire.Encoding, 0 until the first message decides
 	authed atomic.Bool
 	closed atomic.Bool
 
@@ -71,7 +73,8 @@ type conn struct {
 
 func (s *Server) newConn(tr transport, enc pushwire.Encoding, remote net.Addr) *conn {
 	now := s.now.Load()
-	c := &conn{s: s, tr: tr, enc: enc, remote: remote, serial: s.serial.Add(1), since: time.Now().UnixNano()}
+	c := &conn{s: s, tr: tr, remote: remote, serial: s.serial.Add(1), since: time.Now().UnixNano()}
+	c.setEncoding(enc)
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
 	c.lastData.Store(now)
@@ -82,6 +85,12 @@ func (s *Server) newConn(tr transport, enc pushwire.Encoding, remote net.Addr) *
 	c.tokAt = now
 	return c
 }
+
+// encoding is the connection's encoding, 0 until decided. The event loop
+// sets it once; writers on other goroutines read it.
+func (c *conn) encoding() pushwire.Encoding { return pushwire.Encoding(c.enc.Load()) }
+
+func (c *conn) setEncoding(e pushwire.Encoding) { c.enc.Store(uint32(e)) }
 
 // attach records the event loop's handle and arms the connect deadline.
 func (c *conn) attach(pc *netpoll.Conn) {
@@ -115,7 +124,7 @@ func (c *conn) write(b []byte) {
 
 // send encodes m for this connection and writes it.
 func (c *conn) send(m *pushwire.Message) {
-	b, err := c.s.encode(c.tr, c.enc, m)
+	b, err := c.s.encode(c.tr, c.encoding(), m)
 	if err != nil {
 		c.s.log.Warn("push encode", "op", m.Op, "err", err)
 		return
@@ -135,7 +144,7 @@ func (c *conn) sendFrame(f *frame) {
 		}
 		c.mu.Unlock()
 	}
-	b, err := f.bytes(c.s, c.tr, c.enc)
+	b, err := f.bytes(c.s, c.tr, c.encoding())
 	if err != nil {
 		c.s.log.Warn("push encode", "err", err)
 		return
@@ -155,14 +164,20 @@ func (c *conn) close(d disconnect) {
 		return
 	}
 	c.s.metrics.disconnects.WithLabelValues(d.label).Inc()
-	c.s.log.Debug("push disconnect", "conn", c.id(), "client", c.client, "code", d.Code, "reason", d.Reason)
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		client := "" // written by connect until authed is set
+		if c.authed.Load() {
+			client = c.client
+		}
+		c.s.log.Debug("push disconnect", "conn", c.id(), "client", client, "code", d.Code, "reason", d.Reason)
+	}
 	var final []byte
 	switch c.tr {
 	case transportWS:
 		final = pushwire.AppendClose(nil, d.Code, d.Reason, nil)
 	default:
 		m := &pushwire.Message{Op: pushwire.OpDisconnect, Code: int(d.Code), Reason: d.Reason, Reconnect: d.Reconnect}
-		final, _ = c.s.encode(c.tr, cmpEnc(c.enc), m)
+		final, _ = c.s.encode(c.tr, cmpEnc(c.encoding()), m)
 	}
 	pc.CloseAfter(final)
 }

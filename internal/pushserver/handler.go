@@ -71,14 +71,12 @@ func (c *conn) onWS(op pushwire.Opcode, payload []byte) error {
 		if op == pushwire.OpcodeBinary {
 			want = pushwire.Msgpack
 		}
-		switch c.enc {
+		switch enc := c.encoding(); enc {
 		case want:
 		case 0:
-			// Only the first message sets enc: once connected, deliveries
-			// read it from other goroutines.
-			c.enc = want
+			c.setEncoding(want) // only the first message sets it
 		default:
-			return badRequest(fmt.Sprintf("a %s frame on a %s connection", map[bool]string{true: "binary", false: "text"}[op == pushwire.OpcodeBinary], c.enc))
+			return badRequest(fmt.Sprintf("a %s frame on a %s connection", map[bool]string{true: "binary", false: "text"}[op == pushwire.OpcodeBinary], enc))
 		}
 		return c.onMessage(payload)
 	case pushwire.OpcodePing:
@@ -98,12 +96,13 @@ func (c *conn) onWS(op pushwire.Opcode, payload []byte) error {
 
 // onMessage handles one message from the client.
 func (c *conn) onMessage(payload []byte) error {
-	if c.enc == 0 {
-		if c.enc = pushwire.DetectEncoding(payload); c.enc == 0 {
+	if c.encoding() == 0 {
+		c.setEncoding(pushwire.DetectEncoding(payload))
+		if c.encoding() == 0 {
 			return badRequest("first message is neither a JSON object nor a msgpack map")
 		}
 	}
-	m, err := pushwire.Decode(c.enc, payload)
+	m, err := pushwire.Decode(c.encoding(), payload)
 	if err != nil {
 		return badRequest(err.Error())
 	}

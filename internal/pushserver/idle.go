@@ -58,7 +58,7 @@ func (s *Server) onTimer(c *conn) {
 		return
 	}
 	if s.passed(now, c.lastWrite.Load(), s.cfg.Ping) || (listens && !pinged && s.passed(now, read, s.cfg.Ping)) {
-		c.write(heartbeat(c.tr, c.enc))
+		c.write(heartbeat(c.tr, c.encoding()))
 		c.lastPing.Store(now)
 		s.metrics.pings.Inc()
 	}

@@ -55,7 +55,7 @@ func (c *conn) info() pushwire.ConnInfo {
 	slices.Sort(subs)
 	i := pushwire.ConnInfo{
 		Conn: c.id(), Client: c.client, User: c.user, Node: c.s.cfg.NodeName,
-		Transport: c.tr.String(), Encoding: cmpEnc(c.enc).String(),
+		Transport: c.tr.String(), Encoding: cmpEnc(c.encoding()).String(),
 		Since: time.Unix(0, c.since).UTC(), Channels: subs,
 	}
 	if c.remote != nil {
