@@ -28,6 +28,10 @@ fuzz: ## fuzz every wire decoder for 30s each
 	go test -run='^$$' -fuzz=FuzzParseClose -fuzztime=30s ./internal/pushwire/
 	go test -run='^$$' -fuzz=FuzzDecode -fuzztime=30s ./internal/pushwire/
 	go test -run='^$$' -fuzz=FuzzVerifyToken -fuzztime=30s ./internal/pushwire/
+	go test -run='^$$' -fuzz=FuzzParsePermission -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzGrants -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzParsePHC -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzVerifyMalformed -fuzztime=30s ./auth/
 
 interop-deps: ## install the interop peers (Debian pyzmq, zerorpc-node)
 	apt-get install -y python3-zmq python3-msgpack

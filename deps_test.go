@@ -25,7 +25,7 @@ func TestDeps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
-	for _, pkg := range []string{".", "./rpc", "./registry", "./config", "./task", "./push"} {
+	for _, pkg := range []string{".", "./rpc", "./registry", "./config", "./task", "./push", "./auth"} {
 		for _, dep := range goList(t, "-deps", pkg) {
 			if strings.HasPrefix(dep, "github.com/nats-io/nats-server") {
 				t.Errorf("SDK package %s imports %s", pkg, dep)
