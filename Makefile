@@ -32,6 +32,8 @@ fuzz: ## fuzz every wire decoder for 30s each
 	go test -run='^$$' -fuzz=FuzzGrants -fuzztime=30s ./auth/
 	go test -run='^$$' -fuzz=FuzzParsePHC -fuzztime=30s ./auth/
 	go test -run='^$$' -fuzz=FuzzVerifyMalformed -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzTOTPVerify -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzThrottleKeys -fuzztime=30s ./auth/
 
 interop-deps: ## install the interop peers (Debian pyzmq, zerorpc-node)
 	apt-get install -y python3-zmq python3-msgpack
