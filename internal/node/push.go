@@ -56,6 +56,9 @@ func (n *Node) pushSecrets() ([][]byte, error) {
 	if len(out) > 0 {
 		return out, nil
 	}
+	if n.cfg.ClusterListen != "" || n.cfg.NATSURL != "" {
+		n.log.Warn("no --push-secret: this node signs push tokens with its own secret, which the other nodes do not accept; give every node the same --push-secret")
+	}
 	s, err := ReadPushSecret(n.cfg.DataDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		s, err = writePushSecret(n.cfg.DataDir)
