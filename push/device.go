@@ -103,6 +103,7 @@ type Device struct {
 type channelPos struct {
 	offset uint64
 	epoch  string
+	server bool // a token channel: the node rejoins it at every connect
 }
 
 // NewDevice validates cfg and returns a Device; Start connects it.

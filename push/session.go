@@ -87,12 +87,15 @@ func (d *Device) session(ctx context.Context) (connected bool, disc Disconnect) 
 		s.failPending()
 	}()
 	for _, sub := range info.Subs {
-		d.track(sub.Channel, sub.Offset, sub.Epoch)
+		d.track(sub.Channel, sub.Offset, sub.Epoch, joinToken)
 	}
 	if d.cfg.OnConnect != nil {
 		d.cfg.OnConnect(info)
 	}
 	for ch, p := range chans {
+		if p.server {
+			continue // the node rejoins these itself (at the current position)
+		}
 		sc := subCmd{channel: ch, recover: p.epoch != ""}
 		s.send(&pushwire.Message{Op: pushwire.OpSubscribe, ID: s.register(sc), Channel: ch, Recover: sc.recover, Offset: p.offset, Epoch: p.epoch})
 	}
@@ -357,7 +360,7 @@ func (s *session) dispatch(m *pushwire.Message) {
 	case pushwire.OpPing:
 		s.send(&pushwire.Message{Op: pushwire.OpPong})
 	case pushwire.OpSub:
-		s.d.track(m.Channel, m.Offset, m.Epoch)
+		s.d.track(m.Channel, m.Offset, m.Epoch, joinClient) // push.subscribe lasts one connection: rejoin it
 	case pushwire.OpUnsub:
 		s.d.mu.Lock()
 		delete(s.d.channels, m.Channel)
@@ -384,7 +387,7 @@ func (s *session) onReply(m *pushwire.Message) {
 			for _, p := range r.Pubs {
 				s.onPush(Push{Channel: sc.channel, Offset: p.Offset, Data: p.Data})
 			}
-			s.d.track(sc.channel, lastOffset(r), r.Epoch)
+			s.d.track(sc.channel, lastOffset(r), r.Epoch, joinClient)
 			if sc.recover && s.d.cfg.OnRecovery != nil {
 				s.d.cfg.OnRecovery(sc.channel, r.Recovered)
 			}
@@ -405,21 +408,38 @@ func lastOffset(r SubResult) uint64 {
 // onPush records the channel position and hands p to OnPush.
 func (s *session) onPush(p Push) {
 	if p.Channel != "" && p.Offset != 0 {
-		s.d.track(p.Channel, p.Offset, "")
+		s.d.track(p.Channel, p.Offset, "", joinNone)
 	}
 	if f := s.d.cfg.OnPush; f != nil {
 		f(p)
 	}
 }
 
+// How a position update came: with a push (the channel must already be
+// remembered: a late push after Unsubscribe must not bring it back); with
+// a subscription the device rejoins after a reconnect (its own, and the
+// node's push.subscribe, which lasts one connection); or with one the node
+// rejoins at every connect (the token's channels).
+const (
+	joinNone = iota
+	joinClient
+	joinToken
+)
+
 // track remembers the newest position seen on a subscribed channel.
-func (d *Device) track(ch string, offset uint64, epoch string) {
+func (d *Device) track(ch string, offset uint64, epoch string, join int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.channels[ch]
 	if p == nil {
+		if join == joinNone {
+			return
+		}
 		p = &channelPos{}
 		d.channels[ch] = p
+	}
+	if join != joinNone {
+		p.server = join == joinToken
 	}
 	if epoch != "" && epoch != p.epoch {
 		p.epoch, p.offset = epoch, offset
