@@ -2,6 +2,7 @@ package node
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -182,6 +183,9 @@ func (c Config) withDefaults() (Config, error) {
 	case "", "replace", "keep":
 	default:
 		return c, fmt.Errorf("node: push same-client policy %q: want replace or keep", c.Push.SameClient)
+	}
+	if p := c.Push; p.Ping < 0 || p.Pong < 0 || p.Idle < 0 || p.ConnectTimeout < 0 || p.MaxFrame < 0 || p.SendQueue < 0 || p.Rate < 0 || p.Burst < 0 || p.HistoryTTL < 0 {
+		return c, errors.New("node: push durations and limits must not be negative")
 	}
 	if c.Push.HistorySize < -1 {
 		return c, fmt.Errorf("node: push history size %d: want -1 (off) or more", c.Push.HistorySize)

@@ -168,6 +168,8 @@ func TestNodeConfigErrors(t *testing.T) {
 		{Push: node.PushConfig{TCPAddr: "nonsense"}},
 		{Push: node.PushConfig{HistorySize: -2}},
 		{Push: node.PushConfig{SameClient: "both"}},
+		{Push: node.PushConfig{Rate: -1}},
+		{Push: node.PushConfig{Ping: -time.Second}},
 	} {
 		if _, err := node.New(&cfg); err == nil {
 			t.Errorf("node.New(%+v) = nil error", cfg)

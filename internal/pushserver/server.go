@@ -105,6 +105,9 @@ func (c Config) withDefaults() (Config, error) {
 	if len(c.Secrets) == 0 || len(c.Secrets[0]) == 0 {
 		return c, errors.New("pushserver: a token secret is required")
 	}
+	if c.MaxFrame < 0 || c.SendQueue < 0 || c.Rate < 0 || c.Burst < 0 || c.Idle < 0 {
+		return c, errors.New("pushserver: max frame, send queue, rate, burst and idle must not be negative")
+	}
 	c.Ping = cmp.Or(c.Ping, PingDefault)
 	c.Pong = cmp.Or(c.Pong, PongDefault)
 	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, ConnectTimeoutDefault)
