@@ -201,7 +201,7 @@ func (d *Device) WaitConnected(ctx context.Context) error {
 // the device subscribes again and recovers what it missed. When not
 // connected it only remembers, and returns a nil result.
 func (d *Device) Subscribe(ctx context.Context, channel string) (*SubResult, error) {
-	if err := pushwire.CheckName("channel", channel, pushwire.MaxChannelLen); err != nil {
+	if err := pushwire.CheckChannel(channel); err != nil {
 		return nil, fmt.Errorf("push: subscribe: %w", err)
 	}
 	d.mu.Lock()

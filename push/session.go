@@ -387,7 +387,7 @@ func (s *session) onReply(m *pushwire.Message) {
 			for _, p := range r.Pubs {
 				s.onPush(Push{Channel: sc.channel, Offset: p.Offset, Data: p.Data})
 			}
-			s.d.track(sc.channel, lastOffset(r), r.Epoch, joinClient)
+			s.d.track(sc.channel, r.Last(), r.Epoch, joinClient)
 			if sc.recover && s.d.cfg.OnRecovery != nil {
 				s.d.cfg.OnRecovery(sc.channel, r.Recovered)
 			}
@@ -396,13 +396,6 @@ func (s *session) onReply(m *pushwire.Message) {
 	if done != nil {
 		done <- m
 	}
-}
-
-func lastOffset(r SubResult) uint64 {
-	if n := len(r.Pubs); n > 0 {
-		return max(r.Offset, r.Pubs[n-1].Offset)
-	}
-	return r.Offset
 }
 
 // onPush records the channel position and hands p to OnPush.

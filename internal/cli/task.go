@@ -73,11 +73,7 @@ func runTasks(nf *nodeFlags, cmd *cobra.Command, stderr io.Writer, fn func(ctx c
 func jsonArgs(args []string) json.RawMessage {
 	vals := make([]json.RawMessage, len(args))
 	for i, a := range args {
-		if json.Valid([]byte(a)) {
-			vals[i] = json.RawMessage(a)
-		} else {
-			vals[i], _ = json.Marshal(a)
-		}
+		vals[i] = jsonArg(a)
 	}
 	b, _ := json.Marshal(vals)
 	return b

@@ -18,38 +18,13 @@ func (s *Server) connect(c *conn, m *pushwire.Message) error {
 		c.replyErr(m.ID, mortar.Errorf(mortar.CodeFailedPrecondition, "already connected"))
 		return nil
 	}
-	claims, err := pushwire.VerifyToken(s.cfg.Secrets, m.Token, time.Now())
-	if err == nil && m.Client != "" && m.Client != claims.Client {
-		err = errClientMismatch
-	}
+	claims, err := s.authenticate(m.Token, m.Client, c.remote.String(), c.tr)
 	if err != nil {
-		s.metrics.refused.Inc()
-		s.log.Info("push connect refused", "remote", c.remote, "client", m.Client, "err", err)
 		return disconnectAuth
 	}
-	c.client, c.user = claims.Client, claims.User
-	c.authed.Store(true)
-	replace := s.cfg.SameClient == SameClientReplace
-	c.mu.Lock()
-	for _, ch := range claims.Channels {
-		c.holdLocked(ch)
-	}
-	c.mu.Unlock()
-	replaced, ok := s.hub.add(c, replace)
+	res, ok := s.admit(c, claims, claims.Channels)
 	if !ok {
 		return nil
-	}
-	s.metrics.conns.WithLabelValues(c.tr.String()).Inc()
-	for _, old := range replaced {
-		old.close(disconnectReplaced)
-	}
-	if replace {
-		s.kickElsewhere(c)
-	}
-	s.scheduleIdle(c)
-	res := pushwire.ConnectResult{
-		Client: c.client, User: c.user, Conn: c.id(), Node: s.cfg.NodeName,
-		Ping: int(s.cfg.Ping / time.Second), Pong: int(s.cfg.Pong / time.Second),
 	}
 	if len(claims.Channels) == 0 {
 		c.reply(m.ID, res)
@@ -66,7 +41,61 @@ func (s *Server) connect(c *conn, m *pushwire.Message) error {
 	return nil
 }
 
+// checkChannel checks a channel name from a request: invalid_argument
+// when it is not one.
+func checkChannel(ch string) error {
+	if err := pushwire.CheckChannel(ch); err != nil {
+		return mortar.Errorf(mortar.CodeInvalidArgument, "%v", err)
+	}
+	return nil
+}
+
 var errClientMismatch = mortar.Errorf(mortar.CodeUnauthenticated, "client ID does not match the token")
+
+// authenticate verifies a connect token and, when the client named its
+// client ID, that the token is for it. A refusal is counted and logged.
+func (s *Server) authenticate(token, client, remote string, tr transport) (pushwire.Claims, error) {
+	claims, err := pushwire.VerifyToken(s.cfg.Secrets, token, time.Now())
+	if err == nil && client != "" && client != claims.Client {
+		err = errClientMismatch
+	}
+	if err != nil {
+		s.metrics.refused.Inc()
+		s.log.Info("push connect refused", "remote", remote, "transport", tr.String(), "client", client, "err", err)
+	}
+	return claims, err
+}
+
+// admit makes c the authenticated connection of claims: it holds pushes
+// on the channels about to be joined (hold), indexes c, closes the older
+// connections it replaces here and elsewhere, and arms its idle timer. It
+// returns the connect result, or false when c closed meanwhile.
+func (s *Server) admit(c *conn, claims pushwire.Claims, hold []string) (pushwire.ConnectResult, bool) {
+	c.client, c.user = claims.Client, claims.User
+	c.authed.Store(true)
+	c.mu.Lock()
+	for _, ch := range hold {
+		c.holdLocked(ch)
+	}
+	c.mu.Unlock()
+	replace := s.cfg.SameClient == SameClientReplace
+	replaced, ok := s.hub.add(c, replace)
+	if !ok {
+		return pushwire.ConnectResult{}, false
+	}
+	s.metrics.conns.WithLabelValues(c.tr.String()).Inc()
+	for _, old := range replaced {
+		old.close(disconnectReplaced)
+	}
+	if replace {
+		s.kickElsewhere(c)
+	}
+	s.scheduleIdle(c)
+	return pushwire.ConnectResult{
+		Client: c.client, User: c.user, Conn: c.id(), Node: s.cfg.NodeName,
+		Ping: int(s.cfg.Ping / time.Second), Pong: int(s.cfg.Pong / time.Second),
+	}, true
+}
 
 // subRequest is one channel to join, and what the client last saw of it.
 type subRequest struct {
@@ -98,7 +127,7 @@ func (s *Server) join(c *conn, reqs []subRequest, done func([]pushwire.SubResult
 		}
 		done(results)
 		for i, r := range results {
-			c.release(reqs[i].channel, lastOffset(r))
+			c.release(reqs[i].channel, r.Last())
 		}
 	}
 	if s.hist == nil {
@@ -129,15 +158,6 @@ func (s *Server) channelState(c *conn, r subRequest) pushwire.SubResult {
 		res = pushwire.SubResult{Channel: r.channel, Epoch: s.epoch}
 	}
 	return res
-}
-
-// lastOffset is the newest offset a subscribe result delivered or
-// reported.
-func lastOffset(r pushwire.SubResult) uint64 {
-	if n := len(r.Pubs); n > 0 {
-		return max(r.Offset, r.Pubs[n-1].Offset)
-	}
-	return r.Offset
 }
 
 // holdLocked starts holding c's pushes on ch. c.mu is held.
@@ -171,8 +191,8 @@ func (c *conn) release(ch string, after uint64) {
 }
 
 func (s *Server) subscribeCmd(c *conn, m *pushwire.Message) {
-	if err := pushwire.CheckName("channel", m.Channel, pushwire.MaxChannelLen); err != nil {
-		c.replyErr(m.ID, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
+	if err := checkChannel(m.Channel); err != nil {
+		c.replyErr(m.ID, err)
 		return
 	}
 	r := subRequest{channel: m.Channel, recover: m.Recover, offset: m.Offset, epoch: m.Epoch}
@@ -186,8 +206,8 @@ func (s *Server) unsubscribeCmd(c *conn, m *pushwire.Message) {
 
 // publishCmd publishes a client's message to a channel.
 func (s *Server) publishCmd(c *conn, m *pushwire.Message) {
-	if err := pushwire.CheckName("channel", m.Channel, pushwire.MaxChannelLen); err != nil {
-		c.replyErr(m.ID, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err))
+	if err := checkChannel(m.Channel); err != nil {
+		c.replyErr(m.ID, err)
 		return
 	}
 	if len(m.Data) == 0 {

@@ -177,7 +177,7 @@ func (c *conn) close(d disconnect) {
 		final = pushwire.AppendClose(nil, d.Code, d.Reason, nil)
 	default:
 		m := &pushwire.Message{Op: pushwire.OpDisconnect, Code: int(d.Code), Reason: d.Reason, Reconnect: d.Reconnect}
-		final, _ = c.s.encode(c.tr, cmpEnc(c.encoding()), m)
+		final, _ = c.s.encode(c.tr, c.encoding(), m)
 	}
 	pc.CloseAfter(final)
 }

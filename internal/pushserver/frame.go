@@ -6,12 +6,18 @@ import (
 	"github.com/mortarhq/mortar/internal/pushwire"
 )
 
+// wireEncoding is the encoding a message goes out in: the connection's,
+// JSON before it chose one, and always JSON on SSE.
+func wireEncoding(tr transport, enc pushwire.Encoding) pushwire.Encoding {
+	if tr == transportSSE {
+		return pushwire.JSON
+	}
+	return cmpEnc(enc)
+}
+
 // encode frames m for a transport and encoding.
 func (s *Server) encode(tr transport, enc pushwire.Encoding, m *pushwire.Message) ([]byte, error) {
-	enc = cmpEnc(enc)
-	if tr == transportSSE {
-		enc = pushwire.JSON
-	}
+	enc = wireEncoding(tr, enc)
 	body, err := pushwire.Append(nil, enc, m)
 	if err != nil {
 		return nil, err
@@ -84,10 +90,7 @@ func newFrame(m pushwire.Message) *frame {
 }
 
 func (f *frame) bytes(s *Server, tr transport, enc pushwire.Encoding) ([]byte, error) {
-	enc = cmpEnc(enc)
-	if tr == transportSSE {
-		enc = pushwire.JSON
-	}
+	enc = wireEncoding(tr, enc)
 	i := int(enc - 1)
 	f.once[tr][i].Do(func() { f.b[tr][i], f.err[tr][i] = s.encode(tr, enc, &f.msg) })
 	return f.b[tr][i], f.err[tr][i]

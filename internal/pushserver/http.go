@@ -104,13 +104,8 @@ func hijack(w http.ResponseWriter) (net.Conn, []byte, error) {
 // (CHANNEL:OFFSET:EPOCH, repeated) to recover.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	claims, err := pushwire.VerifyToken(s.cfg.Secrets, q.Get("token"), time.Now())
-	if err == nil && q.Get("client") != "" && q.Get("client") != claims.Client {
-		err = errClientMismatch
-	}
+	claims, err := s.authenticate(q.Get("token"), q.Get("client"), r.RemoteAddr, transportSSE)
 	if err != nil {
-		s.metrics.refused.Inc()
-		s.log.Info("push connect refused", "remote", r.RemoteAddr, "transport", "sse", "err", err)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -134,34 +129,19 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.newConn(transportSSE, pushwire.JSON, nc.RemoteAddr())
-	c.client, c.user = claims.Client, claims.User
-	c.authed.Store(true)
-	c.mu.Lock()
-	for _, r := range reqs {
-		c.holdLocked(r.channel)
-	}
-	c.mu.Unlock()
 	pc, err := s.poll.Add(nc, nil, c)
 	if err != nil {
 		s.log.Debug("push sse adopt", "err", err)
 		return
 	}
 	c.attach(pc)
-	replaced, ok := s.hub.add(c, s.cfg.SameClient == SameClientReplace)
+	hold := make([]string, len(reqs))
+	for i, r := range reqs {
+		hold[i] = r.channel
+	}
+	res, ok := s.admit(c, claims, hold)
 	if !ok {
 		return
-	}
-	s.metrics.conns.WithLabelValues(c.tr.String()).Inc()
-	for _, old := range replaced {
-		old.close(disconnectReplaced)
-	}
-	if s.cfg.SameClient == SameClientReplace {
-		s.kickElsewhere(c)
-	}
-	s.scheduleIdle(c)
-	res := pushwire.ConnectResult{
-		Client: c.client, User: c.user, Conn: c.id(), Node: s.cfg.NodeName,
-		Ping: int(s.cfg.Ping / time.Second), Pong: int(s.cfg.Pong / time.Second),
 	}
 	s.join(c, reqs, func(subs []pushwire.SubResult) {
 		res.Subs = subs
@@ -175,7 +155,7 @@ func sseChannels(channels, since, fromToken []string) ([]subRequest, error) {
 	var reqs []subRequest
 	seen := map[string]int{}
 	addChannel := func(ch string) error {
-		if err := pushwire.CheckName("channel", ch, pushwire.MaxChannelLen); err != nil {
+		if err := pushwire.CheckChannel(ch); err != nil {
 			return err
 		}
 		if _, ok := seen[ch]; !ok {

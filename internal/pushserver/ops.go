@@ -128,15 +128,15 @@ func (s *Server) connsOp(ctx context.Context, _ string, req *pushwire.ConnsReque
 }
 
 func (s *Server) presenceOp(ctx context.Context, id string, req *pushwire.ConnsRequest) (any, error) {
-	if err := pushwire.CheckName("channel", req.Channel, pushwire.MaxChannelLen); err != nil {
-		return nil, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err)
+	if err := checkChannel(req.Channel); err != nil {
+		return nil, err
 	}
 	return s.connsOp(ctx, id, &pushwire.ConnsRequest{Channel: req.Channel, Limit: req.Limit})
 }
 
 func (s *Server) historyOp(ctx context.Context, _ string, req *pushwire.HistoryRequest) (any, error) {
-	if err := pushwire.CheckName("channel", req.Channel, pushwire.MaxChannelLen); err != nil {
-		return nil, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err)
+	if err := checkChannel(req.Channel); err != nil {
+		return nil, err
 	}
 	if s.hist == nil {
 		return nil, mortar.Errorf(mortar.CodeFailedPrecondition, "push history is off on this node")
@@ -161,8 +161,8 @@ func (s *Server) controlOp(op string) func(context.Context, string, *pushwire.Co
 			return nil, mortar.Errorf(mortar.CodeInvalidArgument, "name exactly one of client or user")
 		}
 		if op != "disconnect" {
-			if err := pushwire.CheckName("channel", req.Channel, pushwire.MaxChannelLen); err != nil {
-				return nil, mortar.Errorf(mortar.CodeInvalidArgument, "%v", err)
+			if err := checkChannel(req.Channel); err != nil {
+				return nil, err
 			}
 		}
 		var rep pushwire.ControlReply

@@ -117,6 +117,18 @@ type SubResult struct {
 	Pubs      []Publication `json:"pubs,omitempty"`      // recover: the messages after the client's offset, oldest first
 }
 
+// Last is the newest offset the result reports: its position, or its last
+// recovered message.
+func (r SubResult) Last() uint64 {
+	if n := len(r.Pubs); n > 0 {
+		return max(r.Offset, r.Pubs[n-1].Offset)
+	}
+	return r.Offset
+}
+
+// CheckChannel is CheckName for a channel.
+func CheckChannel(ch string) error { return CheckName("channel", ch, MaxChannelLen) }
+
 // Publication is one message of a channel's history.
 type Publication struct {
 	Offset uint64          `json:"offset"`
