@@ -120,6 +120,9 @@ func (s *Store) retry(ctx context.Context, what string, fn func(context.Context)
 	}
 }
 
+// jsErrCodeClusterNoPeers is nats-server's JSClusterNoPeersErrF.
+const jsErrCodeClusterNoPeers jetstream.ErrorCode = 10005
+
 // Transient reports whether err means the engine cannot answer now but
 // may soon: no meta leader or stream leader yet, not enough peers while a
 // cluster forms, no responders, a timeout, a reconnecting connection.
@@ -127,7 +130,11 @@ func Transient(err error) bool {
 	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
 		// 503: no leader / temporarily unavailable; 500: "insufficient
 		// resources" or "no suitable peers" while a cluster forms; 408.
-		return apiErr.Code == 503 || apiErr.Code == 500 || apiErr.Code == 408
+		// "No suitable peers" also comes as a 400 (err_code 10005) when
+		// the meta leader does not yet know every peer of a forming
+		// cluster.
+		return apiErr.Code == 503 || apiErr.Code == 500 || apiErr.Code == 408 ||
+			apiErr.ErrorCode == jsErrCodeClusterNoPeers
 	}
 	return errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
