@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +37,9 @@ const (
 	// HeaderRequestID identifies one logical request across retries, so a
 	// node applies a retried write once.
 	HeaderRequestID = "Mortar-Request-Id"
+	// HeaderAuthorization carries the caller's credential on an API
+	// request, "Bearer <token>", as HTTP's header does.
+	HeaderAuthorization = "Authorization"
 )
 
 // Options configure Dial. A nil *Options means all defaults.
@@ -51,9 +56,51 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// Logger receives connection events. Defaults to slog.Default().
 	Logger *slog.Logger
-	// NATSOptions are applied last, for what mortar does not wrap
-	// (credentials, TLS, an in-process dialer).
+	// Token is the credential the connection presents to the node and
+	// carries on every API request: an API key, or a session token from
+	// auth.login (`mortar login`). Defaults to the first of: the
+	// MORTAR_TOKEN environment variable; the file MORTAR_TOKEN_FILE names;
+	// the local admin credential a node on this machine wrote into its
+	// data dir (MORTAR_DATA_DIR, else ./mortar-data), readable only by the
+	// user that runs the node. LocalToken resolves it.
+	Token string
+	// User and Password log in instead of a Token: the connection
+	// presents them to the node, and Dial starts a login session
+	// (auth.login) whose token every API request then carries. A session
+	// ends (after 12 hours at most, by default); long-running services
+	// use API keys.
+	User, Password string
+	// NATSOptions are applied last, for what mortar does not wrap (TLS,
+	// an in-process dialer, a user and password instead of Token).
 	NATSOptions []nats.Option
+}
+
+// Environment variables and files LocalToken reads.
+const (
+	EnvToken            = "MORTAR_TOKEN"
+	EnvTokenFile        = "MORTAR_TOKEN_FILE"
+	EnvDataDir          = "MORTAR_DATA_DIR"
+	DataDirDefault      = "./mortar-data"
+	LocalCredentialFile = "admin.credential"
+)
+
+// LocalToken returns the credential a client on this machine uses when
+// it is given none (see Options.Token), and where it came from; "" when
+// there is none.
+func LocalToken() (token, source string) {
+	if t := strings.TrimSpace(os.Getenv(EnvToken)); t != "" {
+		return t, EnvToken
+	}
+	path, source := os.Getenv(EnvTokenFile), EnvTokenFile
+	if path == "" {
+		path = filepath.Join(cmp.Or(os.Getenv(EnvDataDir), DataDirDefault), LocalCredentialFile)
+		source = path
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", ""
+	}
+	return strings.TrimSpace(string(b)), source
 }
 
 // Conn is a connection to a mortar node, or to any node of a cluster. It
@@ -64,6 +111,31 @@ type Conn struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	attempt time.Duration
+	token   string    // the credential every API request carries
+	expires time.Time // when a login session's token ends
+}
+
+// login starts a session and makes its token the Conn's credential.
+func (c *Conn) login(ctx context.Context, user, password string) error {
+	var resp struct {
+		Token   string    `json:"token"`
+		Expires time.Time `json:"expires"`
+	}
+	req := map[string]string{"user": user, "password": password}
+	if err := c.Do(ctx, "auth.login", req, &resp); err != nil {
+		return err
+	}
+	c.token, c.expires = resp.Token, resp.Expires
+	return nil
+}
+
+// Session returns the token of the session Dial started for
+// Options.User, and when it ends; "" without one.
+func (c *Conn) Session() (token string, expires time.Time) {
+	if c.expires.IsZero() {
+		return "", time.Time{}
+	}
+	return c.token, c.expires
 }
 
 // Dial connects to the node or nodes at urls, a comma-separated list of
@@ -82,6 +154,12 @@ func Dial(ctx context.Context, urls string, opts *Options) (*Conn, error) {
 		o.Logger = slog.Default()
 	}
 	log := o.Logger.With("component", "mortar.conn")
+	if o.Token == "" && o.User == "" {
+		var source string
+		if o.Token, source = LocalToken(); o.Token != "" {
+			log.Debug("using the local credential", "source", source)
+		}
+	}
 	nopts := []nats.Option{
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
@@ -97,6 +175,12 @@ func Dial(ctx context.Context, urls string, opts *Options) (*Conn, error) {
 			log.Info("reconnected to node", "url", nc.ConnectedUrlRedacted())
 		}),
 	}
+	switch {
+	case o.User != "":
+		nopts = append(nopts, nats.UserInfo(o.User, o.Password), nats.CustomInboxPrefix(InboxPrefix("", o.User)))
+	case o.Token != "":
+		nopts = append(nopts, nats.Token(o.Token), nats.CustomInboxPrefix(InboxPrefix(o.Token, "")))
+	}
 	nopts = append(nopts, o.NATSOptions...)
 	urls = cmp.Or(urls, DefaultURL)
 	for {
@@ -107,7 +191,14 @@ func Dial(ctx context.Context, urls string, opts *Options) (*Conn, error) {
 				nc.Close()
 				return nil, fmt.Errorf("mortar: dial %s: %w", urls, err)
 			}
-			return &Conn{nc: nc, js: js, log: log, attempt: o.AttemptTimeout}, nil
+			c := &Conn{nc: nc, js: js, log: log, attempt: o.AttemptTimeout, token: o.Token}
+			if o.User != "" {
+				if err := c.login(ctx, o.User, o.Password); err != nil {
+					nc.Close()
+					return nil, fmt.Errorf("mortar: dial %s: %w", urls, err)
+				}
+			}
+			return c, nil
 		}
 		if !errors.Is(err, nats.ErrNoServers) {
 			return nil, fmt.Errorf("mortar: dial %s: %w", urls, err)
@@ -118,6 +209,21 @@ func Dial(ctx context.Context, urls string, opts *Options) (*Conn, error) {
 		case <-time.After(o.ReconnectWait):
 		}
 	}
+}
+
+// InboxPrefix is the reply-subject prefix of a connection presenting the
+// credential token (or, without one, the user name user): a hash of the
+// credential. A node admits a connection to subscribe to replies under its
+// own prefix and no others, since a plain _INBOX.> would let any client
+// read every reply (tokens from auth.login among them). Dial sets it; a
+// plain NATS client sets it with nats.CustomInboxPrefix.
+func InboxPrefix(token, user string) string {
+	cred := token
+	if cred == "" {
+		cred = "user:" + user
+	}
+	h := sha256.Sum256([]byte(cred))
+	return "_INBOX_" + hex.EncodeToString(h[:8])
 }
 
 // NewConn wraps nc, a NATS connection to a node made elsewhere (with
@@ -133,7 +239,7 @@ func NewConn(nc *nats.Conn, opts *Options) (*Conn, error) {
 		return nil, fmt.Errorf("mortar: new conn: %w", err)
 	}
 	log := cmp.Or(o.Logger, slog.Default()).With("component", "mortar.conn")
-	return &Conn{nc: nc, js: js, log: log, attempt: cmp.Or(o.AttemptTimeout, AttemptTimeoutDefault)}, nil
+	return &Conn{nc: nc, js: js, log: log, attempt: cmp.Or(o.AttemptTimeout, AttemptTimeoutDefault), token: o.Token}, nil
 }
 
 // NATS returns the underlying NATS connection, for subscriptions and for
@@ -161,6 +267,9 @@ func (c *Conn) Do(ctx context.Context, op string, req, resp any) error {
 	msg := nats.NewMsg(APISubjectPrefix + op)
 	msg.Data = body
 	msg.Header.Set(HeaderRequestID, NewID())
+	if c.token != "" {
+		msg.Header.Set(HeaderAuthorization, "Bearer "+c.token)
+	}
 	backoff := 20 * time.Millisecond
 	for {
 		reply, err := c.attemptRequest(ctx, msg)

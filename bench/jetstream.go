@@ -60,7 +60,7 @@ func startJetStream(ctx context.Context, dir, durability string, stderr io.Write
 		}
 	}()
 	connect := func(name string) (*nats.Conn, jetstream.JetStream, error) {
-		nc, err := nats.Connect(node.addr, nats.Name(name))
+		nc, err := nats.Connect(node.addr, append(nodeNATSOptions(node.token), nats.Name(name))...)
 		if err != nil {
 			return nil, nil, err
 		}

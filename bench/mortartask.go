@@ -83,7 +83,7 @@ func startMortarTasks(ctx context.Context, dir, durability string, bulk batching
 	dial := func(name string) (*mortar.Conn, error) {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		c, err := mortar.Dial(dctx, node.addr, &mortar.Options{Name: name, Logger: log})
+		c, err := dialNode(dctx, node.addr, node.token, name, log)
 		if err == nil {
 			conns = append(conns, c)
 		}

@@ -7,11 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/node"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -59,6 +62,7 @@ func serveNodeMain(ctx context.Context, args []string, stdin *os.File, stdout, s
 	n, err := node.New(&node.Config{
 		Name: "bench", DataDir: *dir, Port: -1, AdminAddr: "off", Push: node.PushConfig{TCPAddr: "off"},
 		Durability: node.Durability(*dur),
+		Auth:       node.AuthConfig{Announce: io.Discard}, // bench clients use the local credential
 		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -95,12 +99,49 @@ func serveNodeMain(ctx context.Context, args []string, stdin *os.File, stdout, s
 
 // startNode starts a mortar node process ("bench serve-node") with its
 // data in dir and durability "always" or "interval", and waits until it
-// serves. Its addr is the node's NATS URL (nats://127.0.0.1:PORT) and
-// p.cmd.Process.Pid its PID. The process is killed if ctx ends or after
-// timeout; the caller calls p.stop, or p.kill on an error path (a no-op
-// after stop).
+// serves. Its addr is the node's NATS URL (nats://127.0.0.1:PORT), its
+// token the node's local admin credential and p.cmd.Process.Pid its PID.
+// The process is killed if ctx ends or after timeout; the caller calls
+// p.stop, or p.kill on an error path (a no-op after stop).
 func startNode(ctx context.Context, dir, durability string, timeout time.Duration, stderr io.Writer) (*serverProc, error) {
-	return startSelf(ctx, "mortar", timeout, stderr, "serve-node", "-data-dir", dir, "-durability", durability)
+	p, err := startSelf(ctx, "mortar", timeout, stderr, "serve-node", "-data-dir", dir, "-durability", durability)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.readToken(dir); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// readToken sets p.token to the local admin credential of p, a node
+// process with its data in dir that has reported it is ready (the node
+// writes the file before). On error it kills p.
+func (p *serverProc) readToken(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, mortar.LocalCredentialFile))
+	if err == nil {
+		p.token = strings.TrimSpace(string(b))
+		if p.token == "" {
+			err = fmt.Errorf("%s is empty", filepath.Join(dir, mortar.LocalCredentialFile))
+		}
+	}
+	if err != nil {
+		p.kill()
+		return fmt.Errorf("start %s server: local admin credential: %w", p.name, err)
+	}
+	return nil
+}
+
+// dialNode connects to the node at url as its local admin (token).
+func dialNode(ctx context.Context, url, token, name string, log *slog.Logger) (*mortar.Conn, error) {
+	return mortar.Dial(ctx, url, &mortar.Options{Name: name, Logger: log, Token: token})
+}
+
+// nodeNATSOptions are the options a plain NATS client needs to connect
+// to a node as its local admin (token): the credential and its inbox
+// prefix.
+func nodeNATSOptions(token string) []nats.Option {
+	return []nats.Option{nats.Token(token), nats.CustomInboxPrefix(mortar.InboxPrefix(token, ""))}
 }
 
 // startNodeKV starts "bench serve-node" and connects a client made by
@@ -113,7 +154,7 @@ func startNodeKV(ctx context.Context, dir, durability string, stderr io.Writer,
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := mortar.Dial(dctx, p.addr, &mortar.Options{Name: "bench", Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	conn, err := dialNode(dctx, p.addr, p.token, "bench", slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		p.kill()
 		return nil, err

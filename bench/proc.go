@@ -22,6 +22,7 @@ const stopGrace = 10 * time.Second
 type serverProc struct {
 	name   string
 	addr   string
+	token  string // a mortar node's local admin credential (see readToken)
 	cmd    *exec.Cmd
 	cancel context.CancelFunc // kills the process
 	stdin  io.WriteCloser

@@ -72,6 +72,7 @@ func servePushMain(ctx context.Context, args []string, stdin *os.File, stdout, s
 			Name: *name, DataDir: *dir, Port: -1, AdminAddr: "127.0.0.1:0",
 			Durability: node.DurabilityInterval,
 			Push:       node.PushConfig{TCPAddr: "off", Secrets: []string{*secret}},
+			Auth:       node.AuthConfig{Announce: io.Discard}, // bench clients use the local credential
 			Logger:     log,
 		}
 		if *clusterListen != "" {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/push"
 )
 
@@ -89,10 +88,13 @@ func startMortarPush(ctx context.Context, dir, name, secret string, extra []stri
 	if err != nil {
 		return nil, err
 	}
+	if err := p.readToken(dir); err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	conn, err := mortar.Dial(dctx, addrs[2], &mortar.Options{Name: "bench-push", Logger: log})
+	conn, err := dialNode(dctx, addrs[2], p.token, "bench-push", log)
 	if err != nil {
 		p.kill()
 		return nil, err

@@ -308,7 +308,7 @@ func startMortarRegistry(ctx context.Context, dir string, o *regOptions, stderr 
 	dial := func(ctx context.Context) (*mortar.Conn, *registry.Client, error) {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		conn, err := mortar.Dial(dctx, p.addr, &mortar.Options{Name: "bench", Logger: log})
+		conn, err := dialNode(dctx, p.addr, p.token, "bench", log)
 		if err != nil {
 			return nil, nil, err
 		}

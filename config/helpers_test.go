@@ -11,10 +11,11 @@ import (
 
 func stringsContains(s, sub string) bool { return strings.Contains(s, sub) }
 
-func natsMsg(subj string, body []byte, reqID string) *nats.Msg {
+func natsMsg(subj string, body []byte, reqID, token string) *nats.Msg {
 	m := nats.NewMsg(subj)
 	m.Data = body
 	m.Header.Set(mortar.HeaderRequestID, reqID)
+	m.Header.Set(mortar.HeaderAuthorization, "Bearer "+token)
 	return m
 }
 

@@ -250,7 +250,7 @@ func TestRetriedRequestAppliesOnce(t *testing.T) {
 	body := []byte(`{"group":"g","key":"k","value":"v"}`)
 	var versions []uint64
 	for range 2 {
-		msg := natsMsg(mortar.APISubjectPrefix+"config.set", body, "req-1")
+		msg := natsMsg(mortar.APISubjectPrefix+"config.set", body, "req-1", n.Token())
 		reply, err := conn.NATS().RequestMsgWithContext(ctx, msg)
 		if err != nil {
 			t.Fatal(err)
@@ -272,7 +272,7 @@ func TestRetriedRequestAppliesOnce(t *testing.T) {
 	}
 	// Malformed bodies are invalid_argument.
 	for _, bad := range []string{`{"group":"g","key":"k","value":"v","bogus":1}`, `{"group":`, `{"group":"g","key":"k"}`, `{"group":"g","key":"k","value":"v","value_base64":"eA=="}`} {
-		reply, err := conn.NATS().RequestMsgWithContext(ctx, natsMsg(mortar.APISubjectPrefix+"config.set", []byte(bad), mortar.NewID()))
+		reply, err := conn.NATS().RequestMsgWithContext(ctx, natsMsg(mortar.APISubjectPrefix+"config.set", []byte(bad), mortar.NewID(), n.Token()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +386,7 @@ func TestWatchReplaysVersionsSkippedByOutage(t *testing.T) {
 	c, n := setup(t, nil)
 	ctx := ctxT(t)
 	p := mortartest.NewProxy(t, n.URL())
-	wconn := p.Dial(t)
+	wconn := p.Dial(t, n.Token())
 	wc, _ := config.New(wconn, nil)
 	if _, err := c.Set(ctx, "g", "k", []byte("v1"), nil); err != nil {
 		t.Fatal(err)

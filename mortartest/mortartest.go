@@ -6,11 +6,14 @@
 package mortartest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/node"
+	"github.com/nats-io/nats.go"
 )
 
 // StartTimeout bounds how long a node may take to become ready (a cluster
@@ -40,6 +44,12 @@ type Options struct {
 	LogLevel slog.Level
 	// Push adjusts the push gateway.
 	Push PushOptions
+	// AdminPassword is the bootstrap admin's password. Defaults to
+	// AdminPasswordDefault.
+	AdminPassword string
+	// SessionIdle is the idle timeout of login sessions (the node's
+	// default when zero).
+	SessionIdle time.Duration
 
 	clusterListen string
 	routes        []string
@@ -57,6 +67,9 @@ type PushOptions struct {
 	HistorySize                      int // -1 turns history off
 	Secret                           string
 }
+
+// AdminPasswordDefault is the password of a test node's admin user.
+const AdminPasswordDefault = "mortartest-admin"
 
 // Node is a running test node.
 type Node struct {
@@ -113,6 +126,7 @@ func newNode(tb testing.TB, o Options) *Node {
 		ClusterListen: o.clusterListen,
 		Routes:        o.routes,
 		NodeTTL:       3 * time.Second,
+		Auth:          node.AuthConfig{AdminPassword: cmp.Or(o.AdminPassword, AdminPasswordDefault), SessionIdle: o.SessionIdle},
 		Logger:        slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: level})),
 	}
 	if o.DurabilityInterval {
@@ -252,15 +266,62 @@ func (n *Node) AdminURL() string {
 	return "http://" + n.n.AdminAddr()
 }
 
-// Dial connects to the node; cleanup closes the connection.
-func (n *Node) Dial(tb testing.TB) *mortar.Conn { return dial(tb, n.URL()) }
+// AdminPassword returns the password of the node's admin user.
+func (n *Node) AdminPassword() string { return n.cfg.Auth.AdminPassword }
 
-func dial(tb testing.TB, urls string) *mortar.Conn {
+// Token returns the node's local admin credential (an API key of the
+// admin user, in its data dir), which Dial presents.
+func (n *Node) Token() string {
+	n.tb.Helper()
+	b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, mortar.LocalCredentialFile))
+	if err != nil {
+		n.tb.Fatalf("mortartest: local credential: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// HTTPClient returns an HTTP client that presents the node's admin
+// credential (Authorization: Bearer) on every request, for the admin API
+// and /metrics.
+func (n *Node) HTTPClient() *http.Client {
+	n.tb.Helper()
+	return &http.Client{Transport: bearer{token: n.Token(), next: http.DefaultTransport}}
+}
+
+// bearer adds an Authorization header to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// NATSOptions returns the options a plain NATS client needs to connect
+// to the node as its admin: the credential and its inbox prefix.
+func (n *Node) NATSOptions() []nats.Option {
+	n.tb.Helper()
+	tok := n.Token()
+	return []nats.Option{nats.Token(tok), nats.CustomInboxPrefix(mortar.InboxPrefix(tok, ""))}
+}
+
+// Dial connects to the node as its admin; cleanup closes the connection.
+func (n *Node) Dial(tb testing.TB) *mortar.Conn { return dial(tb, n.URL(), n.Token()) }
+
+// DialAs connects to the node with the credential token (an API key or a
+// session token); cleanup closes the connection.
+func (n *Node) DialAs(tb testing.TB, token string) *mortar.Conn { return dial(tb, n.URL(), token) }
+
+func dial(tb testing.TB, urls, token string) *mortar.Conn {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := mortar.Dial(ctx, urls, &mortar.Options{
 		Name:   "mortartest",
+		Token:  token,
 		Logger: slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: envLevel()})),
 	})
 	if err != nil {
@@ -331,7 +392,7 @@ func (c *Cluster) URLs() string {
 }
 
 // Dial connects to the cluster through every node; cleanup closes it.
-func (c *Cluster) Dial(tb testing.TB) *mortar.Conn { return dial(tb, c.URLs()) }
+func (c *Cluster) Dial(tb testing.TB) *mortar.Conn { return dial(tb, c.URLs(), c.Nodes[0].Token()) }
 
 // freeAddr reserves a loopback port for a cluster route listener.
 func freeAddr(tb testing.TB) string {

@@ -41,15 +41,17 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	return p
 }
 
-// Dial connects to the node through the proxy, never around it; cleanup
-// closes the connection. Its requests give up an attempt after a second,
-// so that a test sees a cut quickly.
-func (p *Proxy) Dial(tb testing.TB) *mortar.Conn {
+// Dial connects to the node through the proxy, never around it, with the
+// credential token (Node.Token); cleanup closes the connection. Its
+// requests give up an attempt after a second, so that a test sees a cut
+// quickly.
+func (p *Proxy) Dial(tb testing.TB, token string) *mortar.Conn {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := mortar.Dial(ctx, p.URL(), &mortar.Options{
 		Name:           "mortartest-proxied",
+		Token:          token,
 		AttemptTimeout: time.Second,
 		Logger:         slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: envLevel()})),
 		NATSOptions:    []nats.Option{nats.IgnoreDiscoveredServers()},

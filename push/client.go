@@ -232,7 +232,7 @@ func (c *Client) Locate(ctx context.Context, clientID string) ([]Location, error
 // secret, valid for ttl (0 means 24 hours). Backends that hold the secret
 // sign locally with SignToken instead.
 func (c *Client) Token(ctx context.Context, claims Claims, ttl time.Duration) (string, error) {
-	req := pushwire.TokenRequest{Client: claims.Client, User: claims.User, Channels: claims.Channels}
+	req := pushwire.TokenRequest{Client: claims.Client, User: claims.User, Channels: claims.Channels, Perms: claims.Perms}
 	if ttl > 0 {
 		req.TTL = ttl.String()
 	}

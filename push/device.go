@@ -30,10 +30,15 @@ type DeviceConfig struct {
 	// URL is the node's push endpoint: ws://host:7070/push/ws (or wss://)
 	// for WebSocket, tcp://host:7071 for length-prefixed TCP. Required.
 	URL string
-	// Token is the connect token. TokenFunc, when set, is called before
-	// every connect instead, so that an expiring token can be renewed.
+	// Token is the connect token: a push token (SignToken), or a mortar
+	// credential (a session token from auth.login, an API key) that
+	// connects as its user. TokenFunc, when set, is called before every
+	// connect instead, so that an expiring token can be renewed.
 	Token     string
 	TokenFunc func(ctx context.Context) (string, error)
+	// Client is the client ID to connect as with a mortar credential
+	// (a push token names its own). Defaults to one the node makes up.
+	Client string
 	// Msgpack selects the msgpack encoding; JSON is the default.
 	Msgpack bool
 	// OnPush receives every push, in order, on the device's reader

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/mortartest"
 	"github.com/mortarhq/mortar/push"
 	"go.uber.org/goleak"
@@ -191,4 +192,74 @@ func TestPushRecovery(t *testing.T) {
 		t.Errorf("unexpected extra push %+v", p)
 	default:
 	}
+}
+
+// TestPushPermissions: what a connection may subscribe and publish to is
+// checked per channel, for push tokens with perms and for connections
+// with a mortar session.
+func TestPushPermissions(t *testing.T) {
+	n := mortartest.StartNode(t)
+	ctx := t.Context()
+	limited := startDevice(t, n.PushURL(), token(t, n, push.Claims{Client: "p1", Perms: []string{"push:subscribe:news", "push:publish:chat"}}), nil)
+	if _, err := limited.Subscribe(ctx, "news"); err != nil {
+		t.Fatalf("permitted subscribe: %v", err)
+	}
+	if _, err := limited.Publish(ctx, "chat", "hi"); err != nil {
+		t.Fatalf("permitted publish: %v", err)
+	}
+	if _, err := limited.Subscribe(ctx, "sports"); mortar.ErrorCode(err) != mortar.CodePermissionDenied {
+		t.Errorf("subscribe beyond the token's perms = %v, want permission_denied", err)
+	}
+	if _, err := limited.Publish(ctx, "news", "x"); mortar.ErrorCode(err) != mortar.CodePermissionDenied {
+		t.Errorf("publish beyond the token's perms = %v, want permission_denied", err)
+	}
+
+	// A user's session connects as the user, with the user's permissions.
+	admin := n.Dial(t)
+	if err := admin.Do(ctx, "auth.user.add", map[string]any{"name": "ann", "password": "ann-password", "permissions": []string{"push:subscribe:alerts", "push:token"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ Token string }
+	if err := admin.Do(ctx, "auth.login", map[string]string{"user": "ann", "password": "ann-password"}, &login); err != nil {
+		t.Fatal(err)
+	}
+	var info push.ConnectInfo
+	got := make(chan push.ConnectInfo, 1)
+	d := startDevice(t, n.PushURL(), login.Token, &push.DeviceConfig{Client: "ann-phone", OnConnect: func(i push.ConnectInfo) { got <- i }})
+	info = <-got
+	if info.Client != "ann-phone" || info.User != "ann" {
+		t.Errorf("session connect = %+v, want client ann-phone of user ann", info)
+	}
+	if _, err := d.Subscribe(ctx, "alerts"); err != nil {
+		t.Fatalf("permitted subscribe: %v", err)
+	}
+	if _, err := d.Subscribe(ctx, "news"); mortar.ErrorCode(err) != mortar.CodePermissionDenied {
+		t.Errorf("subscribe without the permission = %v, want permission_denied", err)
+	}
+	// A token carries no more than its issuer holds.
+	ann := n.DialAs(t, login.Token)
+	c, err := push.New(ann, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Token(ctx, push.Claims{Client: "x", Perms: []string{"push:subscribe:alerts"}}, time.Minute); err != nil {
+		t.Errorf("token with the issuer's own permission: %v", err)
+	}
+	if _, err := c.Token(ctx, push.Claims{Client: "x", Perms: []string{"push:publish:*"}}, time.Minute); mortar.ErrorCode(err) != mortar.CodePermissionDenied {
+		t.Errorf("token with more than the issuer holds = %v, want permission_denied", err)
+	}
+	// A bad credential is refused as any bad token.
+	bad, err := push.NewDevice(&push.DeviceConfig{URL: n.PushURL(), Token: "mk_bogus", MinBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := bad.WaitConnected(wctx); err == nil {
+		t.Error("a bogus credential connected")
+	}
+	bad.Stop(context.Background())
 }

@@ -171,7 +171,7 @@ func (s *session) connect(ctx context.Context, msgs <-chan *pushwire.Message, re
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.d.cfg.DialTimeout)
 	defer cancel()
-	s.send(&pushwire.Message{Op: pushwire.OpConnect, ID: 1, Token: tok})
+	s.send(&pushwire.Message{Op: pushwire.OpConnect, ID: 1, Token: tok, Client: s.d.cfg.Client})
 	for {
 		select {
 		case m := <-msgs:

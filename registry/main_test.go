@@ -3,7 +3,6 @@ package registry_test
 import (
 	"context"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +60,7 @@ func expect(t *testing.T, w *registry.Watcher, typ registry.EventType, id string
 // metric reads one sample line's value from the node's /metrics.
 func metric(t *testing.T, n *mortartest.Node, name string) string {
 	t.Helper()
-	resp, err := http.Get(n.AdminURL() + "/metrics")
+	resp, err := n.HTTPClient().Get(n.AdminURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

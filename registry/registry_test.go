@@ -210,7 +210,7 @@ func TestWatchResumesAfterOutage(t *testing.T) {
 	c := client(t, n.Dial(t))
 	ctx := ctxT(t)
 	p := mortartest.NewProxy(t, n.URL())
-	wconn := p.Dial(t)
+	wconn := p.Dial(t, n.Token())
 	wc := client(t, wconn)
 	for i := range 3 {
 		if _, err := c.Register(ctx, inst("svc", "i"+strconv.Itoa(i), 2000+i)); err != nil {

@@ -54,7 +54,7 @@ func TestQueueAdmin(t *testing.T) {
 	if err != nil || st.Waiting != 3 || st.Delayed != 1 || st.Taken != 0 || st.Paused || st.Visibility != "30s" {
 		t.Fatalf("QueueStats = %+v, %v", st, err)
 	}
-	resp, err := http.Get(b.node.AdminURL() + "/metrics")
+	resp, err := b.node.HTTPClient().Get(b.node.AdminURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestWorkersAndHTTPSend(t *testing.T) {
 		t.Fatalf("Workers = %+v", ws)
 	}
 	body, _ := json.Marshal(map[string]any{"task": add.Name, "kwargs": map[string]int{"A": 40, "B": 2}, "queue": "http"})
-	resp, err := http.Post(b.node.AdminURL()+"/api/v1/task.send", "application/json", bytes.NewReader(body))
+	resp, err := b.node.HTTPClient().Post(b.node.AdminURL()+"/api/v1/task.send", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestWorkersAndHTTPSend(t *testing.T) {
 	if v, err := add.Result(b.client, sent.ID).Get(ctx); v != 42 || err != nil {
 		t.Fatalf("Get = %d, %v", v, err)
 	}
-	resp, err = http.Post(b.node.AdminURL()+"/api/v1/task.send", "application/json", bytes.NewReader([]byte(`{"task":"x","countdown":"soon"}`)))
+	resp, err = b.node.HTTPClient().Post(b.node.AdminURL()+"/api/v1/task.send", "application/json", bytes.NewReader([]byte(`{"task":"x","countdown":"soon"}`)))
 	if err != nil {
 		t.Fatal(err)
 	}

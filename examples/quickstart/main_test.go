@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/mortartest"
 	"go.uber.org/goleak"
 )
@@ -14,6 +15,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestQuickstart(t *testing.T) {
 	n := mortartest.StartNode(t)
+	// As a program on the node's machine finds the local credential.
+	t.Setenv(mortar.EnvToken, n.Token())
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var out strings.Builder

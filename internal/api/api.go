@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/auth"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,9 +41,11 @@ const MaxInFlightDefault = 1024
 
 // Request is one API call.
 type Request struct {
-	Op        string
-	Body      []byte
-	RequestID string // stable across a client's retries; may be empty
+	Op         string
+	Body       []byte
+	RequestID  string // stable across a client's retries; may be empty
+	Credential string // the caller's bearer credential; may be empty
+	Addr       string // the caller's network address, when the transport knows it
 }
 
 // Handler serves one operation. It returns a value to encode as JSON (nil
@@ -52,9 +55,11 @@ type Handler func(ctx context.Context, req *Request) (any, error)
 
 // Mux holds the operations of a node.
 type Mux struct {
-	mu  sync.RWMutex
-	ops map[string]Handler
-	log *slog.Logger
+	mu     sync.RWMutex
+	ops    map[string]Handler
+	public map[string]bool // operations that need no credential
+	auth   Authenticator   // nil: every request may do anything
+	log    *slog.Logger
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -64,8 +69,9 @@ type Mux struct {
 // on reg (nil means none).
 func NewMux(log *slog.Logger, reg prometheus.Registerer) *Mux {
 	m := &Mux{
-		ops: map[string]Handler{},
-		log: log.With("component", "api"),
+		ops:    map[string]Handler{},
+		public: map[string]bool{},
+		log:    log.With("component", "api"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mortar_api_requests_total",
 			Help: "API requests by operation and result code (\"ok\" or an error code).",
@@ -109,10 +115,12 @@ func (m *Mux) Ops() []string {
 }
 
 // Call runs op in process: the same path as the NATS and HTTP transports
-// without the encoding of the reply.
+// without the encoding of the reply. With an Authenticator it
+// authenticates req.Credential first, and the handler runs with the
+// subject in its ctx (auth.SubjectFrom).
 func (m *Mux) Call(ctx context.Context, req *Request) (out []byte, err error) {
 	m.mu.RLock()
-	h := m.ops[req.Op]
+	h, public, a := m.ops[req.Op], m.public[req.Op], m.auth
 	m.mu.RUnlock()
 	if h == nil {
 		m.requests.WithLabelValues("unknown", string(mortar.CodeNotFound)).Inc()
@@ -133,7 +141,17 @@ func (m *Mux) Call(ctx context.Context, req *Request) (out []byte, err error) {
 			err = mortar.Errorf(mortar.CodeInternal, "internal error")
 		}
 	}()
+	subject, err := m.subject(ctx, req, a, public)
+	if err != nil {
+		return nil, err
+	}
+	if subject != nil {
+		ctx = auth.WithSubject(ctx, subject)
+	}
 	v, err := h(ctx, req)
+	if err != nil && a != nil && denied(err) {
+		a.Denied(ctx, subject, req.Op, mortar.ErrorMessage(err))
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*mortar.Error](err); !ok && ctx.Err() == nil {
 			m.log.Error("api operation failed", "op", req.Op, "err", err)
@@ -180,7 +198,13 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTP(w, nil, err)
 		return
 	}
-	out, err := m.Call(r.Context(), &Request{Op: op, Body: body, RequestID: r.Header.Get(mortar.HeaderRequestID)})
+	out, err := m.Call(r.Context(), &Request{
+		Op:         op,
+		Body:       body,
+		RequestID:  r.Header.Get(mortar.HeaderRequestID),
+		Credential: BearerCredential(r.Header.Get(mortar.HeaderAuthorization)),
+		Addr:       r.RemoteAddr,
+	})
 	writeHTTP(w, out, err)
 }
 
@@ -230,7 +254,12 @@ func (m *Mux) ServeNATS(ctx context.Context, nc *nats.Conn, maxInFlight int, sub
 			defer func() { <-sem }()
 			hctx, cancel := context.WithTimeout(base, handlerTimeout)
 			defer cancel()
-			out, err := m.Call(hctx, &Request{Op: op, Body: msg.Data, RequestID: msg.Header.Get(mortar.HeaderRequestID)})
+			out, err := m.Call(hctx, &Request{
+				Op:         op,
+				Body:       msg.Data,
+				RequestID:  msg.Header.Get(mortar.HeaderRequestID),
+				Credential: BearerCredential(msg.Header.Get(mortar.HeaderAuthorization)),
+			})
 			reply := nats.NewMsg(msg.Reply)
 			if err != nil {
 				code, body := errorBody(err)
@@ -288,13 +317,31 @@ func Decode[T any](body []byte) (T, error) {
 }
 
 // Typed adapts fn, which takes the request ID and the request body
-// decoded strictly (Decode) into a Req, to a Handler.
-func Typed[Req any](fn func(ctx context.Context, reqID string, req *Req) (any, error)) Handler {
+// decoded strictly (Decode) into a Req, to a Handler that first checks
+// the permission perm asks of the request (see perm in guard.go for the
+// template; "" asks only for an authenticated caller). It panics on a
+// malformed template.
+func Typed[Req any](perm string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) Handler {
+	p := compilePerm[Req](perm)
 	return func(ctx context.Context, r *Request) (any, error) {
 		req, err := Decode[Req](r.Body)
 		if err != nil {
 			return nil, err
 		}
+		if err := checkRequest(ctx, p, &req); err != nil {
+			return nil, err
+		}
 		return fn(ctx, r.RequestID, &req)
 	}
+}
+
+// BearerCredential returns the credential of an Authorization header
+// value: what follows "Bearer " (any case), or the whole value when it has
+// no scheme.
+func BearerCredential(h string) string {
+	h = strings.TrimSpace(h)
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return h
 }

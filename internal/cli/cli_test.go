@@ -11,7 +11,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/testservice"
+	"github.com/mortarhq/mortar/mortartest"
 	"github.com/mortarhq/mortar/rpc"
 )
 
@@ -130,4 +132,21 @@ func TestHelpVersionCompletion(t *testing.T) {
 			t.Errorf("completion %s: exit %d, %d bytes", shell, code, len(out))
 		}
 	}
+}
+
+// startNode starts a node and makes the CLI present its admin credential
+// (MORTAR_TOKEN), as a CLI on the node's machine would find it.
+func startNode(t *testing.T) *mortartest.Node {
+	t.Helper()
+	n := mortartest.StartNode(t)
+	t.Setenv(mortar.EnvToken, n.Token())
+	return n
+}
+
+// runIn is run with stdin.
+func runIn(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := mainWithStdin(t.Context(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
 }

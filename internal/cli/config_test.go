@@ -7,12 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mortarhq/mortar/mortartest"
 )
 
 func TestConfigCLI(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	url := "--url=" + n.URL()
 	steps := []struct {
 		args     []string
@@ -54,7 +52,7 @@ func TestConfigCLI(t *testing.T) {
 }
 
 func TestConfigEdit(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	url := "--url=" + n.URL()
 	run(t, "config", "set", url, "app/k", "old")
 	dir := t.TempDir()
@@ -79,7 +77,7 @@ func TestConfigEdit(t *testing.T) {
 }
 
 func TestConfigWatch(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	url := "--url=" + n.URL()
 	if code, _, errOut := run(t, "config", "set", url, "app/greeting", "hello"); code != 0 {
 		t.Fatal(errOut)

@@ -3,18 +3,21 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/mortarhq/mortar"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
 // nodeFlags are the flags of every command that talks to a node.
 type nodeFlags struct {
 	url     string
+	token   string
 	timeout time.Duration
 	output  string
 }
@@ -24,6 +27,7 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	nf := &nodeFlags{}
 	f := cmd.PersistentFlags()
 	f.StringVar(&nf.url, "url", mortar.DefaultURL, "NATS URL(s) of the mortar node(s), comma-separated")
+	f.StringVar(&nf.token, "token", "", "credential: an API key or session token (default: the `mortar login` token for --url, else the local admin credential in $MORTAR_DATA_DIR or ./mortar-data)")
 	f.DurationVar(&nf.timeout, "timeout", 10*time.Second, "give up on a request after this long")
 	f.StringVarP(&nf.output, "output", "o", "table", "output format: table or json")
 	return nf
@@ -36,12 +40,28 @@ func (nf *nodeFlags) dial(ctx context.Context, stderr io.Writer) (*mortar.Conn, 
 	}
 	dctx, cancel := context.WithTimeout(ctx, nf.timeout)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := mortar.Dial(dctx, nf.url, &mortar.Options{Name: "mortar-cli", Logger: log})
+	c, err := mortar.Dial(dctx, nf.url, &mortar.Options{Name: "mortar-cli", Logger: quietLog(stderr), Token: nf.credential()})
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("connect to %s: the node refused the credential: log in with `mortar login`, or pass --token", nf.url)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w (is `mortar server` running?)", nf.url, err)
 	}
 	return c, nil
+}
+
+// quietLog logs warnings and errors to stderr.
+func quietLog(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// credential is --token, else the saved login for --url; empty lets
+// mortar.Dial find the local admin credential.
+func (nf *nodeFlags) credential() string {
+	if nf.token != "" {
+		return nf.token
+	}
+	return savedToken(nf.url)
 }
 
 // ctx returns a context bounded by --timeout.

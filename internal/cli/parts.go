@@ -22,4 +22,5 @@ func addPartCommands(root *cobra.Command, stdout, stderr io.Writer) {
 			root.AddCommand(c)
 		}
 	}
+	root.AddCommand(newAuthCmds(stdout, stderr)...)
 }

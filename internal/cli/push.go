@@ -295,8 +295,9 @@ own with push.SignToken or any JWT library (HS256, see docs/push.md).`,
 	f.StringVar(&claims.Client, "client", "", "the client ID the token admits")
 	f.StringVar(&claims.User, "user", "", "the user the connection belongs to")
 	f.StringArrayVar(&claims.Channels, "channel", nil, "a channel to subscribe the connection to at connect (repeatable)")
+	f.StringArrayVar(&claims.Perms, "perm", nil, "what the connection may do, e.g. push:subscribe:news (repeatable; default: the node's --push-token-perms)")
 	f.DurationVar(&ttl, "ttl", 24*time.Hour, "how long the token is valid")
-	withoutEnv(f, "client", "user", "channel", "ttl")
+	withoutEnv(f, "client", "user", "channel", "perm", "ttl")
 	return cmd
 }
 

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/authserver"
 	"github.com/mortarhq/mortar/internal/node"
 	"github.com/mortarhq/mortar/internal/pushserver"
 	"github.com/mortarhq/mortar/internal/store"
@@ -50,6 +52,12 @@ A cluster is three or more nodes, each with its own --name and
   mortar server --name n1 --data-dir d1 --port 4222 --admin 127.0.0.1:7070 \
     --cluster-listen 127.0.0.1:6222 --routes 127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224
 
+Security is on: every client authenticates (docs/security.md). A new
+installation gets the user admin, with the password of --admin-password or
+a generated one printed once; the node writes a local admin credential
+into DATA_DIR/admin.credential (mode 0600), which the CLI and SDK on this
+machine use when given no other.
+
 State is then replicated on three nodes (R3): an acknowledged write
 survives the loss of any one of them. --nats-url uses an existing NATS
 cluster (JetStream enabled) instead of embedding one.
@@ -63,6 +71,7 @@ could not start.`,
 				return usageError{err}
 			}
 			cfg.Logger = log
+			cfg.Auth.Announce = cmd.OutOrStdout()
 			cfg.Durability = node.Durability(dur)
 			if routes != "" {
 				cfg.Routes = strings.Split(routes, ",")
@@ -84,6 +93,7 @@ could not start.`,
 				if pa := n.PushTCPAddr(); pa != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "  push:  tcp://%s\n", pa)
 				}
+				fmt.Fprintf(cmd.OutOrStdout(), "  credential: %s (the CLI and SDK on this machine use it)\n", filepath.Join(cfg.DataDir, mortar.LocalCredentialFile))
 				if ca := n.ClusterAddr(); ca != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "  cluster routes: %s\n", ca)
 				}
@@ -123,6 +133,10 @@ could not start.`,
 	f.IntVar(&cfg.Push.Burst, "push-burst", pushserver.BurstDefault, "push: burst of messages a client may send")
 	f.IntVar(&cfg.Push.HistorySize, "push-history-size", store.PushHistorySizeDefault, "push: messages kept per channel for recovery (-1: no history)")
 	f.DurationVar(&cfg.Push.HistoryTTL, "push-history-ttl", store.PushHistoryTTLDefault, "push: how long channel history is kept")
+	f.StringSliceVar(&cfg.Push.TokenPerms, "push-token-perms", pushserver.TokenPermsDefault, "push: what a connection with a push token that names no perms may do (permissions, comma-separated)")
+	f.StringVar(&cfg.Auth.AdminPassword, "admin-password", "", "password of the admin user a new installation creates (default: generated and printed once)")
+	f.DurationVar(&cfg.Auth.SessionIdle, "session-idle", authserver.SessionIdleDefault, "a login session unused this long ends")
+	f.DurationVar(&cfg.Auth.SessionMax, "session-max", authserver.SessionMaxDefault, "a login session ends this long after login, used or not")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/mortarhq/mortar/mortartest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine,
@@ -95,7 +93,7 @@ func TestServerBadFlagsAndStartup(t *testing.T) {
 }
 
 func TestNodeList(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	code, out, stderr := run(t, "node", "list", "--url", n.URL())
 	if code != ExitOK || !strings.Contains(out, "NAME") || !strings.Contains(out, "n1") {
 		t.Fatalf("node list = %d %q %q", code, out, stderr)

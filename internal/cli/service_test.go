@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mortarhq/mortar/mortartest"
 	"github.com/mortarhq/mortar/registry"
 )
 
 func TestServiceCLI(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	url := "--url=" + n.URL()
 	steps := []struct {
 		args     []string
@@ -130,7 +129,7 @@ func exitCode(t *testing.T, code <-chan int, stderr *syncBuffer) int {
 }
 
 func TestServiceRegisterWithLease(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	c, err := registry.New(n.Dial(t), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +159,7 @@ func TestServiceRegisterWithLease(t *testing.T) {
 }
 
 func TestServiceWatch(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	url := "--url=" + n.URL()
 	c, err := registry.New(n.Dial(t), nil)
 	if err != nil {

@@ -9,12 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mortarhq/mortar/mortartest"
 	"github.com/mortarhq/mortar/task"
 )
 
 func TestTaskCLI(t *testing.T) {
-	n := mortartest.StartNode(t)
+	n := startNode(t)
 	conn := n.Dial(t)
 	url := "--url=" + n.URL()
 	w, err := task.NewWorker(conn, &task.WorkerConfig{Name: "cli-worker", Queues: []string{"default", "side"}, Retry: task.RetryPolicy{MaxRetries: -1},

@@ -99,33 +99,34 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Register adds the config center's operations to mux.
 func (s *Server) Register(mux *api.Mux) {
-	handle(mux, "config.get", s.get)
-	handle(mux, "config.list", s.list)
-	handle(mux, "config.history", s.history)
-	handle(mux, "config.diff", s.diff)
-	s.handleWrite(mux, "config.set", s.set)
-	s.handleWrite(mux, "config.delete", s.delete)
-	s.handleWrite(mux, "config.rollback", s.rollback)
-	s.handleWrite(mux, "config.gray.set", s.graySet)
-	handle(mux, "config.gray.get", s.grayGet)
-	s.handleWrite(mux, "config.gray.promote", s.grayPromote)
-	s.handleWrite(mux, "config.gray.abandon", s.grayAbandon)
-	s.handleWrite(mux, "config.ns.create", s.nsCreate)
-	handle(mux, "config.ns.list", s.nsList)
-	s.handleWrite(mux, "config.ns.delete", s.nsDelete)
+	const read, write = "config:read:{NS|" + configwire.DefaultNS + "}", "config:write:{NS|" + configwire.DefaultNS + "}"
+	handle(mux, "config.get", read, s.get)
+	handle(mux, "config.list", read, s.list)
+	handle(mux, "config.history", read, s.history)
+	handle(mux, "config.diff", read, s.diff)
+	handleWrite(s, mux, "config.set", write, s.set)
+	handleWrite(s, mux, "config.delete", write, s.delete)
+	handleWrite(s, mux, "config.rollback", write, s.rollback)
+	handleWrite(s, mux, "config.gray.set", write, s.graySet)
+	handle(mux, "config.gray.get", read, s.grayGet)
+	handleWrite(s, mux, "config.gray.promote", write, s.grayPromote)
+	handleWrite(s, mux, "config.gray.abandon", write, s.grayAbandon)
+	handleWrite(s, mux, "config.ns.create", "config:admin:{NS}", s.nsCreate)
+	handle(mux, "config.ns.list", "config:read", s.nsList)
+	handleWrite(s, mux, "config.ns.delete", "config:admin:{NS}", s.nsDelete)
 }
 
 // handle registers a typed operation: the body decodes strictly into Req.
-func handle[Req any](mux *api.Mux, op string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) {
-	mux.Handle(op, api.Typed(func(ctx context.Context, reqID string, req *Req) (any, error) {
+func handle[Req any](mux *api.Mux, op, perm string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) {
+	mux.Handle(op, api.Typed(perm, func(ctx context.Context, reqID string, req *Req) (any, error) {
 		out, err := fn(ctx, reqID, req)
 		return out, store.APIError(err)
 	}))
 }
 
 // handleWrite is handle with write metrics.
-func handleWrite[Req any](s *Server, mux *api.Mux, op string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) {
-	handle(mux, op, func(ctx context.Context, reqID string, req *Req) (any, error) {
+func handleWrite[Req any](s *Server, mux *api.Mux, op, perm string, fn func(ctx context.Context, reqID string, req *Req) (any, error)) {
+	handle(mux, op, perm, func(ctx context.Context, reqID string, req *Req) (any, error) {
 		start := time.Now()
 		out, err := fn(ctx, reqID, req)
 		s.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
@@ -136,25 +137,6 @@ func handleWrite[Req any](s *Server, mux *api.Mux, op string, fn func(ctx contex
 		s.writes.WithLabelValues(op, result).Inc()
 		return out, err
 	})
-}
-
-func (s *Server) handleWrite(mux *api.Mux, op string, fn any) {
-	switch fn := fn.(type) {
-	case func(context.Context, string, *configwire.SetRequest) (any, error):
-		handleWrite(s, mux, op, fn)
-	case func(context.Context, string, *configwire.DeleteRequest) (any, error):
-		handleWrite(s, mux, op, fn)
-	case func(context.Context, string, *configwire.RollbackRequest) (any, error):
-		handleWrite(s, mux, op, fn)
-	case func(context.Context, string, *configwire.GraySetRequest) (any, error):
-		handleWrite(s, mux, op, fn)
-	case func(context.Context, string, *configwire.GrayRequest) (any, error):
-		handleWrite(s, mux, op, fn)
-	case func(context.Context, string, *configwire.NSRequest) (any, error):
-		handleWrite(s, mux, op, fn)
-	default:
-		panic(fmt.Sprintf("configserver: handler type %T for %s", fn, op))
-	}
 }
 
 func invalid(format string, args ...any) error {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -92,6 +93,8 @@ type Config struct {
 	SelfPreservation float64
 	// Push configures the push gateway.
 	Push PushConfig
+	// Auth configures the security layer.
+	Auth AuthConfig
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -120,6 +123,23 @@ type PushConfig struct {
 	// turns history off); HistoryTTL how long (default 10m).
 	HistorySize int
 	HistoryTTL  time.Duration
+	// TokenPerms are the permissions of a connection whose push token
+	// names none (pushserver.TokenPermsDefault when empty).
+	TokenPerms []string
+}
+
+// AuthConfig configures the security layer (docs/security.md). Zero
+// values mean the defaults of package authserver.
+type AuthConfig struct {
+	// AdminPassword is the password of the admin user a new installation
+	// creates. Defaults to a generated one, printed once to Announce.
+	AdminPassword string
+	// Announce receives the generated admin password. Defaults to the
+	// log.
+	Announce io.Writer
+	// SessionIdle and SessionMax are the idle and absolute timeouts of a
+	// login session.
+	SessionIdle, SessionMax time.Duration
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -192,6 +212,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SelfPreservation >= 1 {
 		return c, fmt.Errorf("node: self-preservation %v: want a fraction below 1, or negative to disable it", c.SelfPreservation)
+	}
+	if a := c.Auth; a.SessionIdle < 0 || a.SessionMax < 0 {
+		return c, errors.New("node: session timeouts must not be negative")
 	}
 	if c.NodeTTL < time.Second {
 		return c, fmt.Errorf("node: node TTL %v: at least 1s", c.NodeTTL)

@@ -113,7 +113,7 @@ func TestClusterLeaderKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
 	dial := func() *mortar.Conn {
-		c, err := mortar.Dial(ctx, procURLs(nodes), &mortar.Options{Name: "fault-test"})
+		c, err := mortar.Dial(ctx, procURLs(nodes), &mortar.Options{Name: "fault-test", Token: nodes[0].token(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/api"
+	"github.com/mortarhq/mortar/internal/authserver"
 	"github.com/mortarhq/mortar/internal/configserver"
 	"github.com/mortarhq/mortar/internal/natslog"
 	"github.com/mortarhq/mortar/internal/pushserver"
@@ -46,6 +47,12 @@ type Node struct {
 	mux     *api.Mux
 	ready   chan struct{}
 	push    atomic.Pointer[pushserver.Server] // set once the push gateway exists
+	auth    atomic.Pointer[authserver.Server] // set once the security layer exists
+	// internal is the credential of the node's own connections and
+	// in-process calls; natsAuth admits connections to the embedded
+	// engine.
+	internal string
+	natsAuth *authserver.NATSAuth
 
 	mu        sync.Mutex // guards the fields below, set during startup
 	ns        *server.Server
@@ -68,12 +75,15 @@ func New(cfg *Config) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	log := c.Logger.With("node", c.Name)
+	internal := authserver.NewInternalCredential()
 	return &Node{
-		cfg:     c,
-		log:     log,
-		metrics: reg,
-		mux:     api.NewMux(log, reg),
-		ready:   make(chan struct{}),
+		internal: internal,
+		natsAuth: authserver.NewNATSAuth(internal),
+		cfg:      c,
+		log:      log,
+		metrics:  reg,
+		mux:      api.NewMux(log, reg),
+		ready:    make(chan struct{}),
 	}, nil
 }
 
@@ -194,10 +204,21 @@ func (n *Node) Run(ctx context.Context) error {
 	n.store = st
 	n.mu.Unlock()
 
+	authSrv, err := authserver.New(authserver.Config{
+		Store: st, NodeName: n.cfg.Name, DataDir: n.cfg.DataDir, Internal: n.internal,
+		AdminPassword: n.cfg.Auth.AdminPassword, Announce: n.cfg.Auth.Announce,
+		SessionIdle: n.cfg.Auth.SessionIdle, SessionMax: n.cfg.Auth.SessionMax,
+		Logger: n.log, Metrics: n.metrics,
+	})
+	if err != nil {
+		return n.fail(g, fmt.Errorf("node: auth: %w", err))
+	}
+	n.auth.Store(authSrv)
 	parts, err := n.parts(st, nc)
 	if err != nil {
 		return n.fail(g, err)
 	}
+	parts = append([]part{authSrv}, parts...)
 	n.registerOps(st, replicas)
 	for _, p := range parts {
 		p.Register(n.mux)
@@ -225,6 +246,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return g.Wait()
 		}
 	}
+	n.natsAuth.Attach(authSrv)
 	ready.Store(true)
 	close(n.ready)
 	n.log.Info("mortar node ready",
@@ -255,7 +277,7 @@ func (n *Node) parts(st *store.Store, nc *nats.Conn) ([]part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: config: %w", err)
 	}
-	conn, err := mortar.NewConn(nc, &mortar.Options{Logger: n.log})
+	conn, err := mortar.NewConn(nc, &mortar.Options{Logger: n.log, Token: n.internal})
 	if err != nil {
 		return nil, fmt.Errorf("node: task: %w", err)
 	}
@@ -301,6 +323,8 @@ func (n *Node) startEngine() (*server.Server, error) {
 		MaxPending:            64 << 20,
 		HTTPPort:              0,
 		DisableShortFirstPing: true,
+		// Every connection authenticates with a mortar credential.
+		CustomClientAuthentication: n.natsAuth,
 	}
 	if n.cfg.ClusterListen != "" {
 		host, port, _ := net.SplitHostPort(n.cfg.ClusterListen)
@@ -371,7 +395,7 @@ func (n *Node) connect(ctx context.Context, ns *server.Server) (*nats.Conn, erro
 	}
 	url := n.cfg.NATSURL
 	if ns != nil {
-		opts = append(opts, nats.InProcessServer(ns))
+		opts = append(opts, nats.InProcessServer(ns), nats.Token(n.internal))
 		url = ""
 	}
 	for {

@@ -28,9 +28,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func httpGet(t *testing.T, url string) (int, string) {
+func httpGet(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,16 +51,19 @@ func TestNodeAdminEndpoints(t *testing.T) {
 		t.Errorf("POST unknown op = %d %s", resp.StatusCode, b)
 	}
 	for _, tc := range []struct {
-		path string
-		code int
-		want string
+		path   string
+		client *http.Client
+		code   int
+		want   string
 	}{
-		{"/healthz", 200, `"ok"`},
-		{"/readyz", 200, `"ready"`},
-		{"/metrics", 200, "go_goroutines"},
-		{"/metrics", 200, `mortar_api_requests_total{code="not_found",op="unknown"}`},
+		{"/healthz", http.DefaultClient, 200, `"ok"`},
+		{"/readyz", http.DefaultClient, 200, `"ready"`},
+		{"/metrics", http.DefaultClient, 401, "credentials required"},
+		{"/metrics", n.HTTPClient(), 200, "go_goroutines"},
+		{"/metrics", n.HTTPClient(), 200, `mortar_api_requests_total{code="not_found",op="unknown"}`},
+		{"/auth/jwks.json", http.DefaultClient, 200, `"crv":"Ed25519"`},
 	} {
-		code, body := httpGet(t, n.AdminURL()+tc.path)
+		code, body := httpGet(t, tc.client, n.AdminURL()+tc.path)
 		if code != tc.code || !strings.Contains(body, tc.want) {
 			t.Errorf("GET %s = %d %q, want %d containing %q", tc.path, code, body, tc.code, tc.want)
 		}

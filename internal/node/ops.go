@@ -28,6 +28,9 @@ func (n *Node) registerOps(st *store.Store, replicas int) {
 		if _, err := api.Decode[struct{}](r.Body); err != nil {
 			return nil, err
 		}
+		if err := api.Check(ctx, "node:read"); err != nil {
+			return nil, err
+		}
 		keys, err := st.Nodes.Keys(ctx)
 		if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
 			return nil, store.APIError(err)

@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/node"
 )
 
@@ -46,9 +48,19 @@ func runChildNode(cfgJSON string) int {
 
 // procNode is a node in a child process.
 type procNode struct {
-	name, url, admin string
-	cmd              *exec.Cmd
-	exited           chan struct{}
+	name, url, admin, dataDir string
+	cmd                       *exec.Cmd
+	exited                    chan struct{}
+}
+
+// token returns the node's local admin credential.
+func (p *procNode) token(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.dataDir, mortar.LocalCredentialFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // Kill ends the node with SIGKILL: no step-down, no goodbye.
@@ -90,7 +102,7 @@ func startProcCluster(t *testing.T) []*procNode {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		p := &procNode{name: cfg.Name, url: "nats://" + client, admin: "http://" + admin, cmd: cmd, exited: make(chan struct{})}
+		p := &procNode{name: cfg.Name, dataDir: cfg.DataDir, url: "nats://" + client, admin: "http://" + admin, cmd: cmd, exited: make(chan struct{})}
 		go func() { cmd.Wait(); close(p.exited) }()
 		t.Cleanup(func() {
 			cmd.Process.Signal(syscall.SIGTERM)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/internal/pushserver"
 	"github.com/mortarhq/mortar/internal/store"
 	"github.com/nats-io/nats.go"
@@ -35,6 +38,7 @@ func (n *Node) pushServer(st *store.Store, nc *nats.Conn) (*pushserver.Server, e
 		Store: st, Conn: nc, NodeName: n.cfg.Name, Secrets: secrets, TCPAddr: tcp,
 		Ping: p.Ping, Pong: p.Pong, Idle: p.Idle, ConnectTimeout: p.ConnectTimeout,
 		SameClient: p.SameClient, MaxFrame: p.MaxFrame, SendQueue: p.SendQueue, Rate: p.Rate, Burst: p.Burst,
+		Authenticate: n.authenticate, TokenPerms: p.TokenPerms,
 		Logger: n.log, Metrics: n.metrics,
 	})
 	if err != nil {
@@ -42,6 +46,15 @@ func (n *Node) pushServer(st *store.Store, nc *nats.Conn) (*pushserver.Server, e
 	}
 	n.push.Store(srv)
 	return srv, nil
+}
+
+// authenticate resolves a mortar credential with the security layer.
+func (n *Node) authenticate(ctx context.Context, credential, addr string) (*auth.Subject, error) {
+	a := n.auth.Load()
+	if a == nil {
+		return nil, mortar.Errorf(mortar.CodeUnavailable, "the security layer is starting")
+	}
+	return a.Authenticate(ctx, credential, addr)
 }
 
 // pushSecrets returns the configured secrets, or the data dir's, made on

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/internal/pushwire"
 )
 
@@ -18,10 +19,11 @@ func (s *Server) connect(c *conn, m *pushwire.Message) error {
 		c.replyErr(m.ID, mortar.Errorf(mortar.CodeFailedPrecondition, "already connected"))
 		return nil
 	}
-	claims, err := s.authenticate(m.Token, m.Client, c.remote.String(), c.tr)
+	claims, sub, err := s.authenticate(m.Token, m.Client, c.remote.String(), c.tr)
 	if err != nil {
 		return disconnectAuth
 	}
+	c.subject = sub
 	res, ok := s.admit(c, claims, claims.Channels)
 	if !ok {
 		return nil
@@ -53,17 +55,25 @@ func checkChannel(ch string) error {
 var errClientMismatch = mortar.Errorf(mortar.CodeUnauthenticated, "client ID does not match the token")
 
 // authenticate verifies a connect token and, when the client named its
-// client ID, that the token is for it. A refusal is counted and logged.
-func (s *Server) authenticate(token, client, remote string, tr transport) (pushwire.Claims, error) {
+// client ID, that the token is for it; a token that is no push token may
+// be a mortar credential (Config.Authenticate). It returns what the
+// connection may do. A refusal is counted and logged.
+func (s *Server) authenticate(token, client, remote string, tr transport) (pushwire.Claims, *auth.Subject, error) {
+	var sub *auth.Subject
 	claims, err := pushwire.VerifyToken(s.cfg.Secrets, token, time.Now())
-	if err == nil && client != "" && client != claims.Client {
+	switch {
+	case err != nil && notPushToken(err) && s.cfg.Authenticate != nil:
+		claims, sub, err = s.credentialClaims(token, client, remote)
+	case err == nil && client != "" && client != claims.Client:
 		err = errClientMismatch
+	case err == nil:
+		sub, err = s.tokenSubject(claims)
 	}
 	if err != nil {
 		s.metrics.refused.Inc()
 		s.log.Info("push connect refused", "remote", remote, "transport", tr.String(), "client", client, "err", err)
 	}
-	return claims, err
+	return claims, sub, err
 }
 
 // admit makes c the authenticated connection of claims: it holds pushes
@@ -195,6 +205,10 @@ func (s *Server) subscribeCmd(c *conn, m *pushwire.Message) {
 		c.replyErr(m.ID, err)
 		return
 	}
+	if err := checkChannelPerm(c, "subscribe", m.Channel); err != nil {
+		c.replyErr(m.ID, err)
+		return
+	}
 	r := subRequest{channel: m.Channel, recover: m.Recover, offset: m.Offset, epoch: m.Epoch}
 	s.join(c, []subRequest{r}, func(res []pushwire.SubResult) { c.reply(m.ID, res[0]) })
 }
@@ -207,6 +221,10 @@ func (s *Server) unsubscribeCmd(c *conn, m *pushwire.Message) {
 // publishCmd publishes a client's message to a channel.
 func (s *Server) publishCmd(c *conn, m *pushwire.Message) {
 	if err := checkChannel(m.Channel); err != nil {
+		c.replyErr(m.ID, err)
+		return
+	}
+	if err := checkChannelPerm(c, "publish", m.Channel); err != nil {
 		c.replyErr(m.ID, err)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/internal/netpoll"
 	"github.com/mortarhq/mortar/internal/pushwire"
 	"github.com/mortarhq/mortar/internal/timerwheel"
@@ -49,8 +50,9 @@ type conn struct {
 	authed atomic.Bool
 	closed atomic.Bool
 
-	client, user string // set at connect
-	indexed      bool   // in the hub; guarded by hub.mu
+	client, user string        // set at connect
+	subject      *auth.Subject // what the connection may do; set at connect
+	indexed      bool          // in the hub; guarded by hub.mu
 
 	lastRead  atomic.Int64 // s.now stamps
 	lastWrite atomic.Int64

@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/internal/pushwire"
 )
 
@@ -104,7 +107,7 @@ func hijack(w http.ResponseWriter) (net.Conn, []byte, error) {
 // (CHANNEL:OFFSET:EPOCH, repeated) to recover.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	claims, err := s.authenticate(q.Get("token"), q.Get("client"), r.RemoteAddr, transportSSE)
+	claims, sub, err := s.authenticate(q.Get("token"), q.Get("client"), r.RemoteAddr, transportSSE)
 	if err != nil {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
@@ -113,6 +116,15 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	for _, r := range reqs {
+		if slices.Contains(claims.Channels, r.channel) {
+			continue // the token's issuer granted it
+		}
+		if err := sub.CheckPermission("push:subscribe:" + auth.EscapePart(r.channel)); err != nil {
+			http.Error(w, mortar.ErrorMessage(err), http.StatusForbidden)
+			return
+		}
 	}
 	if !s.running.Load() {
 		http.Error(w, "push gateway not running", http.StatusServiceUnavailable)
@@ -129,6 +141,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.newConn(transportSSE, pushwire.JSON, nc.RemoteAddr())
+	c.subject = sub
 	pc, err := s.poll.Add(nc, nil, c)
 	if err != nil {
 		s.log.Debug("push sse adopt", "err", err)

@@ -245,7 +245,7 @@ func TestSlowClient(t *testing.T) {
 // /metrics, failing the test when it is missing.
 func metric(t testing.TB, n *mortartest.Node, name string) float64 {
 	t.Helper()
-	resp, body := httpGet(t, n.AdminURL(), "/metrics")
+	resp, body := httpGet(t, n.AdminURL(), "/metrics", "Authorization: Bearer "+n.Token())
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /metrics: %s", resp.Status)
 	}

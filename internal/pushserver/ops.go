@@ -21,15 +21,15 @@ const (
 
 // Register adds the push operations to mux.
 func (s *Server) Register(mux *api.Mux) {
-	mux.Handle("push.send", api.Typed(s.sendOp))
-	mux.Handle("push.conns", api.Typed(s.connsOp))
-	mux.Handle("push.presence", api.Typed(s.presenceOp))
-	mux.Handle("push.history", api.Typed(s.historyOp))
-	mux.Handle("push.subscribe", api.Typed(s.controlOp("sub")))
-	mux.Handle("push.unsubscribe", api.Typed(s.controlOp("unsub")))
-	mux.Handle("push.disconnect", api.Typed(s.controlOp("disconnect")))
-	mux.Handle("push.token", api.Typed(s.tokenOp))
-	mux.Handle("push.locate", api.Typed(s.locateOp))
+	mux.Handle("push.send", api.Typed("push:send", s.sendOp))
+	mux.Handle("push.conns", api.Typed("push:read", s.connsOp))
+	mux.Handle("push.presence", api.Typed("push:read", s.presenceOp))
+	mux.Handle("push.history", api.Typed("push:read", s.historyOp))
+	mux.Handle("push.subscribe", api.Typed("push:admin", s.controlOp("sub")))
+	mux.Handle("push.unsubscribe", api.Typed("push:admin", s.controlOp("unsub")))
+	mux.Handle("push.disconnect", api.Typed("push:admin", s.controlOp("disconnect")))
+	mux.Handle("push.token", api.Typed("push:token", s.tokenOp))
+	mux.Handle("push.locate", api.Typed("push:read", s.locateOp))
 }
 
 // sendTarget is the one target a push.send names.
@@ -180,7 +180,7 @@ func (s *Server) controlOp(op string) func(context.Context, string, *pushwire.Co
 	}
 }
 
-func (s *Server) tokenOp(_ context.Context, _ string, req *pushwire.TokenRequest) (any, error) {
+func (s *Server) tokenOp(ctx context.Context, _ string, req *pushwire.TokenRequest) (any, error) {
 	ttl := 24 * time.Hour
 	if req.TTL == "0" {
 		ttl = 0
@@ -191,7 +191,10 @@ func (s *Server) tokenOp(_ context.Context, _ string, req *pushwire.TokenRequest
 		}
 	}
 	now := time.Now()
-	c := pushwire.Claims{Client: req.Client, User: req.User, Channels: req.Channels, IssuedAt: now.Unix()}
+	if err := checkDelegation(ctx, req.Perms); err != nil {
+		return nil, err
+	}
+	c := pushwire.Claims{Client: req.Client, User: req.User, Channels: req.Channels, Perms: req.Perms, IssuedAt: now.Unix()}
 	var rep pushwire.TokenReply
 	if ttl > 0 {
 		rep.Expires = now.Add(ttl).Truncate(time.Second).UTC()

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/internal/netpoll"
 	"github.com/mortarhq/mortar/internal/pushwire"
 	"github.com/mortarhq/mortar/internal/store"
@@ -59,6 +60,14 @@ type Config struct {
 	// Secrets verify connect tokens; the first also signs the tokens of
 	// the push.token operation. At least one is required.
 	Secrets [][]byte
+	// Authenticate, when set, admits connections whose connect token is
+	// a mortar credential (a session token or an API key) rather than a
+	// push token: they act as its subject, and the client ID is theirs
+	// to name.
+	Authenticate func(ctx context.Context, credential, addr string) (*auth.Subject, error)
+	// TokenPerms are the permissions of a connection whose push token
+	// names none. Defaults to TokenPermsDefault.
+	TokenPerms []string
 	// TCPAddr is the length-prefixed TCP listener's address; "" means
 	// none.
 	TCPAddr string
@@ -127,6 +136,14 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	c.NodeName = cmp.Or(c.NodeName, "node")
+	if len(c.TokenPerms) == 0 {
+		c.TokenPerms = TokenPermsDefault
+	}
+	for _, p := range c.TokenPerms {
+		if _, err := auth.ParsePermission(p); err != nil {
+			return c, fmt.Errorf("pushserver: token perms: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -155,6 +172,7 @@ type Server struct {
 	async     chan struct{}  // bounds them
 	ready     chan struct{}  // closed once Run listens and is subscribed
 	handler   http.Handler
+	subs      subjects // compiled push-token permissions
 }
 
 // maxAsync bounds commands waiting on the engine at once (subscribes with

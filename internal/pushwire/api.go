@@ -80,6 +80,9 @@ type TokenRequest struct {
 	User     string   `json:"user,omitempty"`
 	Channels []string `json:"channels,omitempty"`
 	TTL      string   `json:"ttl,omitempty"` // a Go duration; default 24h, "0" never expires
+	// Perms limit what the connection may do (Claims.Perms); the caller
+	// must hold each itself.
+	Perms []string `json:"perms,omitempty"`
 }
 
 // TokenReply carries the token.

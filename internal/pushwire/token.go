@@ -20,6 +20,10 @@ type Claims struct {
 	Expires  int64    `json:"exp,omitempty"`      // Unix seconds; 0 never expires
 	IssuedAt int64    `json:"iat,omitempty"`      // Unix seconds
 	Channels []string `json:"channels,omitempty"` // channels the node subscribes the connection to at connect
+	// Perms are what the connection may do, as permissions
+	// ("push:subscribe:news", "push:publish:chat-*"… see docs/push.md);
+	// none means the node's default for tokens.
+	Perms []string `json:"perms,omitempty"`
 }
 
 // Token errors. A connect with any of them is refused as unauthorized;

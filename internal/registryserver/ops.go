@@ -23,12 +23,12 @@ const maxAttempts = 16
 
 // Register adds the registry's operations to mux.
 func (s *Server) Register(mux *api.Mux) {
-	mux.Handle("registry.register", api.Typed(s.register))
-	mux.Handle("registry.deregister", api.Typed(s.deregister))
-	mux.Handle("registry.renew", api.Typed(s.renew))
-	mux.Handle("registry.get", api.Typed(s.get))
-	mux.Handle("registry.list", api.Typed(s.list))
-	mux.Handle("registry.services", api.Typed(s.services))
+	mux.Handle("registry.register", api.Typed("registry:write:{Instance.Service}", s.register))
+	mux.Handle("registry.deregister", api.Typed("registry:write:{Service}", s.deregister))
+	mux.Handle("registry.renew", api.Typed("registry:write:{Service}", s.renew))
+	mux.Handle("registry.get", api.Typed("registry:read:{Service}", s.get))
+	mux.Handle("registry.list", api.Typed("registry:read:{Service}", s.list))
+	mux.Handle("registry.services", api.Typed("registry:read", s.services))
 }
 
 type registerRequest struct {

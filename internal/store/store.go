@@ -39,6 +39,9 @@ type Store struct {
 	Registry jetstream.KeyValue // service registry: one key per instance (registry.go)
 	Config   jetstream.Stream   // config center: versions, gray records, namespaces (config.go)
 	Push     jetstream.Stream   // push channel history (push.go); nil when history is off
+	Auth     jetstream.KeyValue // users, roles, API keys, signing keys (auth.go)
+	Sessions jetstream.KeyValue // login sessions, each with a TTL (auth.go)
+	Audit    jetstream.Stream   // security audit log (auth.go)
 
 	pushHistory PushHistory
 
@@ -73,6 +76,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Store, err
 		{"config", s.openConfig},
 		{"tasks", s.openTasks},
 		{"push", s.openPush},
+		{"auth", s.openAuth},
 	}
 	for _, step := range steps {
 		if err := s.retry(ctx, step.name, step.fn); err != nil {

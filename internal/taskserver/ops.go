@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/internal/api"
 	"github.com/mortarhq/mortar/internal/store"
 	"github.com/mortarhq/mortar/internal/taskwire"
@@ -20,25 +21,25 @@ import (
 
 // Register adds the task queue's operations to mux.
 func (s *Server) Register(mux *api.Mux) {
-	mux.Handle("task.send", api.Typed(s.send))
-	mux.Handle("task.get", api.Typed(s.get))
-	mux.Handle("task.revoke", api.Typed(s.revoke))
-	mux.Handle("task.queues", api.Typed(s.queues))
-	mux.Handle("task.queue.stats", api.Typed(s.queueStats))
-	mux.Handle("task.queue.pause", api.Typed(s.pause))
-	mux.Handle("task.queue.resume", api.Typed(s.resume))
-	mux.Handle("task.queue.purge", api.Typed(s.purge))
-	mux.Handle("task.dead.list", api.Typed(s.deadList))
-	mux.Handle("task.dead.retry", api.Typed(s.deadRetry))
-	mux.Handle("task.dead.discard", api.Typed(s.deadDiscard))
-	mux.Handle("task.workers", api.Typed(s.workersOp))
-	mux.Handle("task.list", api.Typed(s.list))
-	mux.Handle("task.ratelimit.set", api.Typed(s.setRateLimit))
-	mux.Handle("task.ratelimit.list", api.Typed(s.rateLimits))
-	mux.Handle("task.inspect", api.Typed(s.inspect))
-	mux.Handle("task.schedule.add", api.Typed(s.addSchedule))
-	mux.Handle("task.schedule.list", api.Typed(s.listSchedules))
-	mux.Handle("task.schedule.remove", api.Typed(s.removeSchedule))
+	mux.Handle("task.send", api.Typed("task:submit:{Task}", s.send))
+	mux.Handle("task.get", api.Typed("", s.get))
+	mux.Handle("task.revoke", api.Typed("task:admin", s.revoke))
+	mux.Handle("task.queues", api.Typed("task:read", s.queues))
+	mux.Handle("task.queue.stats", api.Typed("task:read:{Queue}", s.queueStats))
+	mux.Handle("task.queue.pause", api.Typed("task:admin:{Queue}", s.pause))
+	mux.Handle("task.queue.resume", api.Typed("task:admin:{Queue}", s.resume))
+	mux.Handle("task.queue.purge", api.Typed("task:admin:{Queue}", s.purge))
+	mux.Handle("task.dead.list", api.Typed("task:read:{Queue}", s.deadList))
+	mux.Handle("task.dead.retry", api.Typed("task:admin:{Queue}", s.deadRetry))
+	mux.Handle("task.dead.discard", api.Typed("task:admin:{Queue}", s.deadDiscard))
+	mux.Handle("task.workers", api.Typed("task:read", s.workersOp))
+	mux.Handle("task.list", api.Typed("task:read:{Queue|default}", s.list))
+	mux.Handle("task.ratelimit.set", api.Typed("task:admin", s.setRateLimit))
+	mux.Handle("task.ratelimit.list", api.Typed("task:read", s.rateLimits))
+	mux.Handle("task.inspect", api.Typed("task:read", s.inspect))
+	mux.Handle("task.schedule.add", api.Typed("task:admin:{Queue|default}", s.addSchedule))
+	mux.Handle("task.schedule.list", api.Typed("task:read", s.listSchedules))
+	mux.Handle("task.schedule.remove", api.Typed("task:admin", s.removeSchedule))
 }
 
 // sendRequest is task.send: a task from the HTTP API or another language.
@@ -114,7 +115,17 @@ func (s *Server) get(ctx context.Context, _ string, r *idRequest) (any, error) {
 		return nil, invalid("%v", err)
 	}
 	st, err := s.client.Result(r.ID).Status(ctx)
-	return st, engineErr(err)
+	if err != nil {
+		return nil, engineErr(err)
+	}
+	// A result is shown to subjects permitted its task's results; a task
+	// with no stored state yet has nothing to show.
+	if st.Task != "" {
+		if err := api.Check(ctx, "task:result:"+auth.EscapePart(st.Task)); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 func (s *Server) revoke(ctx context.Context, _ string, r *idRequest) (any, error) {
