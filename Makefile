@@ -34,6 +34,9 @@ fuzz: ## fuzz every wire decoder for 30s each
 	go test -run='^$$' -fuzz=FuzzVerifyMalformed -fuzztime=30s ./auth/
 	go test -run='^$$' -fuzz=FuzzTOTPVerify -fuzztime=30s ./auth/
 	go test -run='^$$' -fuzz=FuzzThrottleKeys -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzVerifyToken -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzEscapePart -fuzztime=30s ./auth/
+	go test -run='^$$' -fuzz=FuzzParseAPIKey -fuzztime=30s ./internal/authwire/
 
 interop-deps: ## install the interop peers (Debian pyzmq, zerorpc-node)
 	apt-get install -y python3-zmq python3-msgpack
