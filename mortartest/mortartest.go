@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/internal/authserver"
 	"github.com/mortarhq/mortar/internal/node"
 	"github.com/nats-io/nats.go"
 )
@@ -50,6 +51,8 @@ type Options struct {
 	// SessionIdle is the idle timeout of login sessions (the node's
 	// default when zero).
 	SessionIdle time.Duration
+	// OIDC turns on the node's OIDC login (nil: off).
+	OIDC *authserver.OIDCConfig
 
 	clusterListen string
 	routes        []string
@@ -126,7 +129,7 @@ func newNode(tb testing.TB, o Options) *Node {
 		ClusterListen: o.clusterListen,
 		Routes:        o.routes,
 		NodeTTL:       3 * time.Second,
-		Auth:          node.AuthConfig{AdminPassword: cmp.Or(o.AdminPassword, AdminPasswordDefault), SessionIdle: o.SessionIdle},
+		Auth:          node.AuthConfig{AdminPassword: cmp.Or(o.AdminPassword, AdminPasswordDefault), SessionIdle: o.SessionIdle, OIDC: o.OIDC},
 		Logger:        slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: level})),
 	}
 	if o.DurabilityInterval {

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,11 @@ func (s *Server) apiKeyPrincipal(ctx context.Context, cred string) (string, erro
 	k := s.keys[id]
 	s.mu.RUnlock()
 	if k == nil {
+		// Perhaps created on another node a moment ago; a flood of made-up
+		// keys must not become a flood of reads, though.
+		if !s.misses.Allow() {
+			return "", bad("no API key %s in the cache, and store reads for unknown keys are rate limited", id)
+		}
 		var r keyRecord
 		rev, err := s.read(ctx, apiKeyPrefix+id, &r)
 		if err != nil {
@@ -123,7 +129,7 @@ func (s *Server) subject(ctx context.Context, principal string) (*auth.Subject, 
 	if u.Disabled {
 		return nil, bad("user %q is disabled", principal)
 	}
-	info := auth.SubjectInfo{Principal: u.Name, Realm: storeRealmName, Roles: u.Roles}
+	info := auth.SubjectInfo{Principal: u.Name, Realm: cmp.Or(u.Realm, storeRealmName), Roles: u.Roles}
 	for _, p := range s.grants(u) {
 		if pp, err := auth.ParsePermission(p); err == nil {
 			info.Permissions = append(info.Permissions, pp)

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/subtle"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -44,7 +45,7 @@ func (a *NATSAuth) Attach(s *Server) { a.srv.Store(s) }
 // Check implements server.Authentication.
 func (a *NATSAuth) Check(c server.ClientAuthentication) bool {
 	o := c.GetOpts()
-	if o.Token != "" && len(o.Token) == len(a.internal) && o.Token == a.internal {
+	if o.Token != "" && subtle.ConstantTimeCompare([]byte(o.Token), []byte(a.internal)) == 1 {
 		c.RegisterUser(&server.User{Username: "mortar-node"})
 		return true
 	}
@@ -130,6 +131,8 @@ var natsRules = []natsRule{
 		sub: []string{registrywire.EventPrefix + "{i}.*"}},
 	{domain: "config", action: "read",
 		sub: []string{configwire.EventPrefix + "*.{i}.>"}},
+	{domain: "auth", action: "session",
+		sub: []string{authwire.SessionEventPrefix + "*"}},
 	{domain: "task", action: "submit", pub: taskSubjects, sub: taskSubscriptions},
 	{domain: "task", action: "work", pub: taskSubjects, sub: taskSubscriptions},
 }

@@ -24,17 +24,25 @@ type userRecord struct {
 	TOTP        string   `json:"totp,omitempty"` // base32 secret of the second factor
 	// TOTPPending is a second factor enrolled but not yet confirmed with
 	// a code: it does not count until auth.totp.confirm.
-	TOTPPending string    `json:"totp_pending,omitempty"`
-	Disabled    bool      `json:"disabled,omitempty"`
-	Created     time.Time `json:"created"`
-	Updated     time.Time `json:"updated"`
+	TOTPPending string `json:"totp_pending,omitempty"`
+	Disabled    bool   `json:"disabled,omitempty"`
+	// Realm is "oidc" for a user an OIDC login created; empty for a local
+	// one. Only OIDC logins log in as an OIDC user, and never as a local
+	// one.
+	Realm string `json:"realm,omitempty"`
+	// OIDCRoles are the roles the user holds only because the last OIDC
+	// login's roles claim named them: the next login takes away those the
+	// claim no longer names.
+	OIDCRoles []string  `json:"oidc_roles,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
 
 	rev uint64
 }
 
 func (u *userRecord) view() authwire.User {
 	return authwire.User{
-		Name: u.Name, Roles: nonNil(u.Roles), Permissions: nonNil(u.Permissions),
+		Name: u.Name, Realm: u.Realm, Roles: nonNil(u.Roles), Permissions: nonNil(u.Permissions),
 		Password: u.Hash != "", TOTP: u.TOTP != "", Disabled: u.Disabled,
 		Created: u.Created, Updated: u.Updated,
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/mortarhq/mortar/internal/store"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // Defaults of Config.
@@ -78,8 +79,12 @@ type Config struct {
 	// Strategy combines them. Defaults to none and AtLeastOneSuccessful.
 	Realms   []auth.Realm
 	Strategy auth.Strategy
-	Logger   *slog.Logger
-	Metrics  prometheus.Registerer
+	// OIDC turns on logins through an OpenID Connect identity provider
+	// (OIDCHandler, and ID tokens on auth.login); its realm comes right
+	// after the store's. Nil: off.
+	OIDC    *OIDCConfig
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -99,6 +104,11 @@ type Server struct {
 	node     *auth.Subject
 	ready    chan struct{}
 	audit    *auditor
+	oidc     *oidcLogin // nil: OIDC login is off
+
+	// misses bounds the store reads for credentials the cache does not
+	// know (made a moment ago on another node, or made up).
+	misses *rate.Limiter
 
 	signingMu sync.Mutex  // serializes changes to the keyring's set
 	loaded    atomic.Bool // the initial state is loaded: changes are news
@@ -112,6 +122,10 @@ type Server struct {
 	gen      uint64                   // counts changes to users and roles
 	touched  map[string]bool          // sessions used since the last renewal
 }
+
+// missRate is how many store reads per second credentials missing from
+// the cache may cost.
+const missRate = 200
 
 // New validates cfg and returns a Server; Run loads the state and serves.
 func New(cfg Config) (*Server, error) {
@@ -129,6 +143,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.OIDC != nil {
+		if err := cfg.OIDC.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if cfg.Hasher == nil {
@@ -162,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[string]*sessionRecord{},
 		subjects: map[string]*auth.Subject{},
 		touched:  map[string]bool{},
+		misses:   rate.NewLimiter(missRate, 2*missRate),
 	}
 	s.node = auth.NewSubject(auth.SubjectInfo{
 		Principal:   "node:" + cfg.NodeName,
@@ -169,7 +189,12 @@ func New(cfg Config) (*Server, error) {
 		Roles:       []string{AdminRole},
 		Permissions: []auth.Permission{auth.MustParsePermission("*")},
 	})
-	s.authn = &auth.Authenticator{Realms: append([]auth.Realm{&storeRealm{s}}, cfg.Realms...), Strategy: cfg.Strategy}
+	realms := []auth.Realm{&storeRealm{s}}
+	if cfg.OIDC != nil {
+		s.oidc = newOIDCLogin(s, *cfg.OIDC)
+		realms = append(realms, &oidcRealm{s.oidc})
+	}
+	s.authn = &auth.Authenticator{Realms: append(realms, cfg.Realms...), Strategy: cfg.Strategy}
 	s.audit = newAuditor(s, cfg.Metrics)
 	return s, nil
 }
@@ -211,21 +236,33 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.loaded.Store(true)
 	close(s.ready)
+	if s.oidc != nil {
+		defer s.oidc.client.CloseIdleConnections()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { s.audit.run(ctx) })
 	wg.Go(func() { s.renewSessions(ctx) })
+	if s.oidc != nil {
+		wg.Go(func() { s.oidc.run(ctx) })
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case e, ok := <-authW.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the watcher closes as ctx ends
+				}
 				return errors.New("authserver: watch ended")
 			}
 			s.applyAuth(e)
 		case e, ok := <-sessW.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the watcher closes as ctx ends
+				}
 				return errors.New("authserver: session watch ended")
 			}
 			s.applySession(e)

@@ -15,13 +15,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// login authenticates a user name and password (or a remember-me token)
-// and starts a session. Every failure is errInvalid or a throttle
-// refusal, whichever part was wrong; the audit log has the reason.
+// login authenticates a user name and password (or a remember-me token,
+// or an OIDC ID token) and starts a session. Every failure is errInvalid
+// or a throttle refusal, whichever part was wrong; the audit log has the
+// reason.
 func (s *Server) login(ctx context.Context, req *authwire.LoginRequest, addr string) (*authwire.LoginResponse, error) {
 	now := s.cfg.Now()
 	if req.RememberToken != "" {
 		return s.loginRemembered(ctx, req, addr)
+	}
+	if req.IDToken != "" {
+		return s.loginIDToken(ctx, req, addr)
 	}
 	if wait, ok := s.throttle.Check(req.User, addr, now); !ok {
 		s.audit.record(authwire.AuditEntry{Kind: "login.throttled", Principal: req.User, Addr: addr})
@@ -66,6 +70,7 @@ func (s *Server) startSession(ctx context.Context, user, addr string) (*authwire
 	s.mu.Lock()
 	s.sessions[key] = r
 	s.mu.Unlock()
+	s.sessionEvent("start", r)
 	tok, err := s.keyring.Issue(auth.Claims{Subject: user, SessionID: r.ID, Kind: "session", ExpiresAt: r.Expires})
 	if err != nil {
 		return nil, fmt.Errorf("authserver: issue token: %w", err)
@@ -164,6 +169,7 @@ func (s *Server) applySession(e jetstream.KeyValueEntry) {
 			}
 			// Every node hears it; the audit log keeps one.
 			s.audit.recordOnce(fmt.Sprintf("%s.%d", key, e.Revision()), authwire.AuditEntry{Kind: kind, Principal: r.User, Target: r.ID})
+			s.sessionEvent(strings.TrimPrefix(kind, "session."), r)
 			defer s.changed()
 		}
 		return
@@ -176,6 +182,19 @@ func (s *Server) applySession(e jetstream.KeyValueEntry) {
 	s.sessions[key] = &r
 }
 
+// sessionEvent announces a session's start, stop or expiry to listeners
+// (auth.ListenSessions), once the initial state is loaded.
+func (s *Server) sessionEvent(kind string, r *sessionRecord) {
+	if !s.loaded.Load() {
+		return
+	}
+	b, err := json.Marshal(authwire.SessionEvent{Kind: kind, User: r.User, Session: r.ID, Time: s.cfg.Now().UTC(), Node: s.cfg.NodeName})
+	if err != nil {
+		return
+	}
+	s.st.JetStream().Conn().Publish(authwire.SessionEventPrefix+kind, b)
+}
+
 // liveSession returns user's session id if it is alive, and marks it used.
 func (s *Server) liveSession(ctx context.Context, user, id string) (*sessionRecord, error) {
 	key := sessionKey(user, id)
@@ -184,6 +203,9 @@ func (s *Server) liveSession(ctx context.Context, user, id string) (*sessionReco
 	s.mu.RUnlock()
 	if r == nil {
 		// Perhaps started on another node a moment ago.
+		if !s.misses.Allow() {
+			return nil, bad("session %s of %s not in the cache, and store reads for unknown sessions are rate limited", id, user)
+		}
 		b, _, err := s.st.KVGet(ctx, store.SessionsBucket, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil, bad("session %s of %s ended", id, user)

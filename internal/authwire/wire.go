@@ -99,6 +99,21 @@ func SameHash(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 // drop what they cached.
 const EventSubject = "mortar.auth.ev.changed"
 
+// SessionEventPrefix + kind ("start", "stop", "expire") carries a
+// SessionEvent on core NATS when a login session starts, is ended (logout,
+// revocation) or expires. Every node of a cluster announces a stop or an
+// expiry (each sees it); listeners keep one per session and kind.
+const SessionEventPrefix = "mortar.auth.ev.session."
+
+// SessionEvent is a login session's start, stop or expiry.
+type SessionEvent struct {
+	Kind    string    `json:"kind"` // start, stop, expire
+	User    string    `json:"user"`
+	Session string    `json:"session"`
+	Time    time.Time `json:"time"`
+	Node    string    `json:"node"`
+}
+
 // VerifyRequest is auth.verify: a credential a service received (on an
 // RPC call, say) to resolve into its subject.
 type VerifyRequest struct {
@@ -117,7 +132,8 @@ type VerifyResponse struct {
 }
 
 // LoginRequest is auth.login: a user name and password (and a TOTP code
-// for a user with a second factor), or a remember-me token.
+// for a user with a second factor), a remember-me token, or an ID token
+// of the node's OIDC identity provider.
 type LoginRequest struct {
 	User     string `json:"user,omitempty"`
 	Password string `json:"password,omitempty"`
@@ -127,6 +143,10 @@ type LoginRequest struct {
 	// RememberToken logs in with a remember-me token instead of a
 	// password; it is spent, and a new one comes back.
 	RememberToken string `json:"remember_token,omitempty"`
+	// IDToken logs in with an OpenID Connect ID token the caller got from
+	// the node's identity provider (its audience the node's client ID),
+	// instead of a password.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // LoginResponse is the answer to auth.login.
@@ -154,6 +174,7 @@ type WhoAmI struct {
 // User is a user as the API shows it (never its password hash).
 type User struct {
 	Name        string    `json:"name"`
+	Realm       string    `json:"realm,omitempty"` // "oidc" for a user an OIDC login created
 	Roles       []string  `json:"roles"`
 	Permissions []string  `json:"permissions"`
 	Password    bool      `json:"password"` // has a password (service accounts may not)

@@ -38,8 +38,8 @@ func newAuthCmds(stdout, stderr io.Writer) []*cobra.Command {
 }
 
 func newLoginCmd(stdout, stderr io.Writer) *cobra.Command {
-	var user, totp string
-	var fromStdin bool
+	var user, totp, session, admin string
+	var fromStdin, viaOIDC bool
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Log in to a node and keep the session token for the CLI",
@@ -49,24 +49,50 @@ from stdin with --password-stdin) and keep the session's token in
 commands with that --url present it. The token lasts as long as the session
 (12 hours at most; 30 minutes unused by default).
 
+A node with OIDC login (mortar server --oidc-issuer) logs users in through
+their identity provider in a browser: --oidc prints the page to open, whose
+answer shows a session token; --session TOKEN checks that token with the
+node and keeps it.
+
 Without a login the CLI uses the local admin credential the node writes
 into its data dir, when it runs on this machine.`,
 		Example: `  mortar login --user alice
-  echo "$PASSWORD" | mortar login --user ci --password-stdin`,
+  echo "$PASSWORD" | mortar login --user ci --password-stdin
+  mortar login --oidc --admin http://127.0.0.1:7070
+  mortar login --session eyJhbGciOiJFZERTQSIs...`,
 		Args: noArgs,
 	}
 	nf := addNodeFlags(cmd)
 	cmd.Flags().StringVar(&user, "user", "admin", "user name")
 	cmd.Flags().StringVar(&totp, "totp", "", "the current code of the user's second factor, if it has one")
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of stdin")
-	withoutEnv(cmd.Flags(), "user", "totp", "password-stdin")
+	cmd.Flags().StringVar(&session, "session", "", "keep this session token (from the browser login's page) instead of logging in with a password")
+	cmd.Flags().BoolVar(&viaOIDC, "oidc", false, "print the node's browser login page (OIDC), which shows a token for --session")
+	cmd.Flags().StringVar(&admin, "admin", "http://127.0.0.1:7070", "the node's admin HTTP URL, for --oidc")
+	withoutEnv(cmd.Flags(), "user", "totp", "password-stdin", "session", "oidc")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if nf.output != "table" && nf.output != "json" {
+			return usagef("--output %q: want table or json", nf.output)
+		}
+		switch {
+		case viaOIDC && session != "":
+			return usagef("--oidc or --session, not both")
+		case viaOIDC:
+			if !strings.Contains(admin, "://") {
+				admin = "http://" + admin
+			}
+			hint := ""
+			if nf.url != mortar.DefaultURL {
+				hint = " --url " + nf.url
+			}
+			fmt.Fprintf(stdout, "Open %s/auth/oidc/login in a browser and log in; then keep the token the page shows:\n  mortar login%s --session TOKEN\n", strings.TrimRight(admin, "/"), hint)
+			return nil
+		case session != "":
+			return keepSession(cmd, nf, stdout, stderr, session)
+		}
 		password, err := readSecret(cmd, stderr, "Password for "+user+": ", fromStdin)
 		if err != nil {
 			return err
-		}
-		if nf.output != "table" && nf.output != "json" {
-			return usagef("--output %q: want table or json", nf.output)
 		}
 		dctx, cancel := nf.ctx(cmd.Context())
 		defer cancel()
@@ -76,16 +102,35 @@ into its data dir, when it runs on this machine.`,
 		}
 		defer c.Close()
 		token, expires := c.Session()
-		resp := authwire.LoginResponse{User: user, Token: token, Expires: expires}
-		logins, _ := loadLogins()
-		logins[nf.url] = savedLogin{User: resp.User, Token: resp.Token, Expires: resp.Expires}
-		if err := saveLogins(logins); err != nil {
-			return fmt.Errorf("keep the token: %w", err)
-		}
-		fmt.Fprintf(stdout, "logged in to %s as %s until %s\n", nf.url, resp.User, resp.Expires.Local().Format(time.RFC3339))
-		return nil
+		return keepLogin(stdout, nf.url, user, token, expires)
 	}
 	return cmd
+}
+
+// keepSession checks a session token (from the OIDC browser login) with
+// the node, and keeps it for --url.
+func keepSession(cmd *cobra.Command, nf *nodeFlags, stdout, stderr io.Writer, token string) error {
+	nf.token = token
+	var v authwire.VerifyResponse
+	if err := nf.do(cmd, stderr, "auth.verify", authwire.VerifyRequest{Credential: token}, &v); err != nil {
+		return fmt.Errorf("check the session token: %w", err)
+	}
+	if v.Expires.IsZero() {
+		return usagef("--session: not a session token (pass an API key as --token)")
+	}
+	return keepLogin(stdout, nf.url, v.Principal, token, v.Expires)
+}
+
+// keepLogin saves a session token of user for url, in the CLI's
+// credentials file.
+func keepLogin(stdout io.Writer, url, user, token string, expires time.Time) error {
+	logins, _ := loadLogins()
+	logins[url] = savedLogin{User: user, Token: token, Expires: expires}
+	if err := saveLogins(logins); err != nil {
+		return fmt.Errorf("keep the token: %w", err)
+	}
+	fmt.Fprintf(stdout, "logged in to %s as %s until %s\n", url, user, expires.Local().Format(time.RFC3339))
+	return nil
 }
 
 // loginError says what a refused login means.

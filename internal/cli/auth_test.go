@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mortarhq/mortar/internal/authwire"
 )
 
 // TestAuthCLI drives the security commands against a node: users, roles,
@@ -102,5 +104,38 @@ func TestAuthCLI(t *testing.T) {
 	}
 	if code, out, _ := run(t, "user", "remove", url, "alice"); code != 0 || !strings.Contains(out, "removed user alice") {
 		t.Fatalf("user remove = %d %q", code, out)
+	}
+}
+
+// TestLoginSessionCLI: --oidc tells where to log in; --session keeps a
+// session token from there once the node vouches for it, and refuses
+// what is not one.
+func TestLoginSessionCLI(t *testing.T) {
+	n := startNode(t)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	url := "--url=" + n.URL()
+	if code, out, _ := run(t, "login", url, "--oidc", "--admin", "127.0.0.1:7171"); code != 0 ||
+		!strings.Contains(out, "http://127.0.0.1:7171/auth/oidc/login") || !strings.Contains(out, "mortar login --url "+n.URL()+" --session TOKEN") {
+		t.Fatalf("login --oidc = %d %q", code, out)
+	}
+	if code, _, errOut := run(t, "login", url, "--oidc", "--session", "x"); code != 2 || !strings.Contains(errOut, "not both") {
+		t.Fatalf("login --oidc --session = %d %q", code, errOut)
+	}
+	var login authwire.LoginResponse
+	if err := n.Dial(t).Do(t.Context(), "auth.login", authwire.LoginRequest{User: "admin", Password: n.AdminPassword()}, &login); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(t, "login", url, "--session", "junk.junk.junk"); code != 1 || !strings.Contains(errOut, "check the session token") {
+		t.Fatalf("login --session junk = %d %q", code, errOut)
+	}
+	if code, _, errOut := run(t, "login", url, "--session", n.Token()); code != 2 || !strings.Contains(errOut, "not a session token") {
+		t.Fatalf("login --session API-KEY = %d %q", code, errOut)
+	}
+	if code, out, errOut := run(t, "login", url, "--session", login.Token); code != 0 || !strings.Contains(out, "as admin until") {
+		t.Fatalf("login --session = %d %q %q", code, out, errOut)
+	}
+	t.Setenv("MORTAR_TOKEN", "")
+	if code, out, _ := run(t, "whoami", url); code != 0 || !strings.Contains(out, "session:     "+login.Session) {
+		t.Fatalf("whoami after login --session = %d %q", code, out)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mortarhq/mortar/internal/pushserver"
 	"github.com/mortarhq/mortar/internal/store"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // ExitStartup is the exit code of a server that failed to start.
@@ -29,6 +30,7 @@ func (e startupError) Unwrap() error { return e.err }
 func newServerCmd(stderr io.Writer) *cobra.Command {
 	var (
 		cfg       node.Config
+		oidc      authserver.OIDCConfig
 		routes    string
 		dur       string
 		logLevel  string
@@ -56,7 +58,9 @@ Security is on: every client authenticates (docs/security.md). A new
 installation gets the user admin, with the password of --admin-password or
 a generated one printed once; the node writes a local admin credential
 into DATA_DIR/admin.credential (mode 0600), which the CLI and SDK on this
-machine use when given no other.
+machine use when given no other. With --oidc-issuer users also log in
+through an OpenID Connect identity provider, in a browser at
+http://ADMIN/auth/oidc/login (docs/security.md, "OIDC login").
 
 State is then replicated on three nodes (R3): an acknowledged write
 survives the loss of any one of them. --nats-url uses an existing NATS
@@ -76,6 +80,11 @@ could not start.`,
 			if routes != "" {
 				cfg.Routes = strings.Split(routes, ",")
 			}
+			if oidc.Issuer != "" {
+				cfg.Auth.OIDC = &oidc
+			} else if f := changedWithPrefix(cmd, "oidc-"); f != "" {
+				return usagef("--%s needs --oidc-issuer", f)
+			}
 			n, err := node.New(&cfg)
 			if err != nil {
 				return usageError{err}
@@ -94,6 +103,9 @@ could not start.`,
 					fmt.Fprintf(cmd.OutOrStdout(), "  push:  tcp://%s\n", pa)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "  credential: %s (the CLI and SDK on this machine use it)\n", filepath.Join(cfg.DataDir, mortar.LocalCredentialFile))
+				if a := n.AdminAddr(); a != "" && cfg.Auth.OIDC != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "  oidc login: http://%s%s\n", a, authserver.OIDCLoginPath)
+				}
 				if ca := n.ClusterAddr(); ca != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "  cluster routes: %s\n", ca)
 				}
@@ -137,9 +149,29 @@ could not start.`,
 	f.StringVar(&cfg.Auth.AdminPassword, "admin-password", "", "password of the admin user a new installation creates (default: generated and printed once)")
 	f.DurationVar(&cfg.Auth.SessionIdle, "session-idle", authserver.SessionIdleDefault, "a login session unused this long ends")
 	f.DurationVar(&cfg.Auth.SessionMax, "session-max", authserver.SessionMaxDefault, "a login session ends this long after login, used or not")
+	f.StringVar(&oidc.Issuer, "oidc-issuer", "", "log users in through this OpenID Connect provider (its issuer URL); see docs/security.md")
+	f.StringVar(&oidc.ClientID, "oidc-client-id", "", "OIDC: mortar's client ID at the provider")
+	f.StringVar(&oidc.ClientSecret, "oidc-client-secret", "", "OIDC: the client's secret (better in the environment than on the command line)")
+	f.StringVar(&oidc.RedirectURL, "oidc-redirect-url", "", "OIDC: the callback registered at the provider, such as http://127.0.0.1:7070/auth/oidc/callback (default: http://HOST/auth/oidc/callback, HOST as the browser reached --admin)")
+	f.StringSliceVar(&oidc.Scopes, "oidc-scope", nil, "OIDC: a scope to ask for (repeatable; default openid, email, profile)")
+	f.StringVar(&oidc.UserClaim, "oidc-user-claim", authserver.OIDCUserClaimDefault, "OIDC: the ID token claim that names the mortar user: email, preferred_username, sub, …")
+	f.StringVar(&oidc.RolesClaim, "oidc-roles-claim", "", "OIDC: a claim listing groups; each that names a mortar role grants it, at every login")
+	f.StringSliceVar(&oidc.DefaultRoles, "oidc-default-role", nil, "OIDC: a role a user gets when its first login creates it (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// changedWithPrefix returns the name of a flag of cmd starting with
+// prefix that was set (on the command line or in the environment), or "".
+func changedWithPrefix(cmd *cobra.Command, prefix string) string {
+	name := ""
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if name == "" && strings.HasPrefix(f.Name, prefix) {
+			name = f.Name
+		}
+	})
+	return name
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

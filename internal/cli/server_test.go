@@ -83,6 +83,10 @@ func TestServerBadFlagsAndStartup(t *testing.T) {
 		{[]string{"server", "--log-level", "loud"}, ExitUsage, "--log-level"},
 		{[]string{"server", "--routes", "127.0.0.1:1"}, ExitUsage, "cluster listen"},
 		{[]string{"server", "extra"}, ExitUsage, ""},
+		{[]string{"server", "--oidc-client-id", "mortar"}, ExitUsage, "--oidc-client-id needs --oidc-issuer"},
+		{[]string{"server", "--oidc-issuer", "accounts.example.com", "--oidc-client-id", "mortar"}, ExitUsage, "want an http or https URL"},
+		{[]string{"server", "--oidc-issuer", "https://accounts.example.com"}, ExitUsage, "no client ID"},
+		{[]string{"server", "--oidc-issuer", "https://accounts.example.com", "--oidc-client-id", "m", "--oidc-default-role", "a b"}, ExitUsage, "default role"},
 		{[]string{"server", "--data-dir", "/proc/forbidden/x", "--port", "-1", "--admin", "off"}, ExitStartup, ""},
 	} {
 		code, _, stderr := run(t, tc.args...)

@@ -12,8 +12,9 @@ import (
 
 // adminServer serves the API on /api/v1/, /healthz (the process is up),
 // /readyz (the node serves), /metrics (with a credential permitted
-// node:metrics), the token verification keys on /auth/jwks.json, and the
-// push gateway on /push/.
+// node:metrics), the token verification keys on /auth/jwks.json, the
+// OIDC browser login on /auth/oidc/ when configured, and the push
+// gateway on /push/.
 func (n *Node) adminServer(ready func() bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", n.mux)
@@ -39,6 +40,15 @@ func (n *Node) adminServer(ready func() bool) *http.Server {
 		}
 		http.Error(w, "starting", http.StatusServiceUnavailable)
 	})
+	if n.cfg.Auth.OIDC != nil {
+		mux.HandleFunc("GET /auth/oidc/", func(w http.ResponseWriter, r *http.Request) {
+			if a := n.auth.Load(); a != nil {
+				a.OIDCHandler().ServeHTTP(w, r)
+				return
+			}
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		})
+	}
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 

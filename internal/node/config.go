@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mortarhq/mortar/internal/authserver"
 )
 
 // Defaults for Config.
@@ -140,6 +142,10 @@ type AuthConfig struct {
 	// SessionIdle and SessionMax are the idle and absolute timeouts of a
 	// login session.
 	SessionIdle, SessionMax time.Duration
+	// OIDC turns on logins through an OpenID Connect identity provider:
+	// the browser flow on the admin address (/auth/oidc/login) and ID
+	// tokens on auth.login. Nil: off.
+	OIDC *authserver.OIDCConfig
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -215,6 +221,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if a := c.Auth; a.SessionIdle < 0 || a.SessionMax < 0 {
 		return c, errors.New("node: session timeouts must not be negative")
+	}
+	if c.Auth.OIDC != nil {
+		if err := c.Auth.OIDC.Validate(); err != nil {
+			return c, fmt.Errorf("node: %w", err)
+		}
 	}
 	if c.NodeTTL < time.Second {
 		return c, fmt.Errorf("node: node TTL %v: at least 1s", c.NodeTTL)

@@ -22,6 +22,7 @@ import (
 	_ "time/tzdata" // schedules in any time zone, on any base image
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/internal/api"
 	"github.com/mortarhq/mortar/internal/authserver"
 	"github.com/mortarhq/mortar/internal/configserver"
@@ -76,16 +77,29 @@ func New(cfg *Config) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	log := c.Logger.With("node", c.Name)
 	internal := authserver.NewInternalCredential()
+	mux := api.NewMux(log, reg)
+	// Until the security layer registers, the API refuses everything but
+	// unknown operations: it never serves unguarded.
+	mux.SetAuthenticator(starting{})
 	return &Node{
 		internal: internal,
 		natsAuth: authserver.NewNATSAuth(internal),
 		cfg:      c,
 		log:      log,
 		metrics:  reg,
-		mux:      api.NewMux(log, reg),
+		mux:      mux,
 		ready:    make(chan struct{}),
 	}, nil
 }
+
+// starting is the API's authenticator while the node starts.
+type starting struct{}
+
+func (starting) Authenticate(context.Context, string, string) (*auth.Subject, error) {
+	return nil, mortar.Errorf(mortar.CodeUnavailable, "the node is starting")
+}
+
+func (starting) Denied(context.Context, *auth.Subject, string, string) {}
 
 // Ready is closed once the node serves: the engine answers, the layout
 // exists and every part runs.
@@ -208,7 +222,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Store: st, NodeName: n.cfg.Name, DataDir: n.cfg.DataDir, Internal: n.internal,
 		AdminPassword: n.cfg.Auth.AdminPassword, Announce: n.cfg.Auth.Announce,
 		SessionIdle: n.cfg.Auth.SessionIdle, SessionMax: n.cfg.Auth.SessionMax,
-		Logger: n.log, Metrics: n.metrics,
+		OIDC: n.cfg.Auth.OIDC, Logger: n.log, Metrics: n.metrics,
 	})
 	if err != nil {
 		return n.fail(g, fmt.Errorf("node: auth: %w", err))
@@ -219,10 +233,10 @@ func (n *Node) Run(ctx context.Context) error {
 		return n.fail(g, err)
 	}
 	parts = append([]part{authSrv}, parts...)
-	n.registerOps(st, replicas)
 	for _, p := range parts {
 		p.Register(n.mux)
 	}
+	n.registerOps(st, replicas)
 	subscribed := make(chan struct{})
 	g.Go(func() error { return n.mux.ServeNATS(gctx, nc, 0, func() { close(subscribed) }) })
 	g.Go(func() error { return n.renewLiveness(gctx, st) })

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mortarhq/mortar"
+	"github.com/mortarhq/mortar/auth"
 	"github.com/mortarhq/mortar/config"
 	"github.com/mortarhq/mortar/internal/api"
 	"github.com/mortarhq/mortar/internal/authwire"
@@ -304,6 +305,12 @@ func TestSecuritySessionIdle(t *testing.T) {
 	}
 	// Poll the session list (which does not use the sessions) until the
 	// idle one is gone, using the other all along.
+	events := make(chan auth.SessionEvent, 10)
+	l, err := auth.ListenSessions(admin, func(e auth.SessionEvent) { events <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
 	start := time.Now()
 	waitFor(t, "the idle session to expire", func() bool {
 		if status, _ := post(t, n, "auth.whoami", used.Token, nil); status != 200 {
@@ -325,6 +332,25 @@ func TestSecuritySessionIdle(t *testing.T) {
 	}
 	if status, body := post(t, n, "auth.whoami", idle.Token, nil); status != 401 {
 		t.Errorf("expired session's token = %d %s, want 401", status, body)
+	}
+	// Listeners hear the expiry, and a start and a stop.
+	var again authwire.LoginResponse
+	if err := admin.Do(ctx, "auth.login", authwire.LoginRequest{User: "admin", Password: n.AdminPassword()}, &again); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.DialAs(t, again.Token).Do(ctx, "auth.logout", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []auth.SessionEvent{{Kind: "expire", Session: idle.Session}, {Kind: "start", Session: again.Session}, {Kind: "stop", Session: again.Session}}
+	for _, w := range want {
+		select {
+		case e := <-events:
+			if e.Kind != w.Kind || e.Session != w.Session || e.User != "admin" {
+				t.Errorf("session event %+v, want %s of %s", e, w.Kind, w.Session)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s event", w.Kind)
+		}
 	}
 }
 
