@@ -165,7 +165,7 @@ func (v *Verifier) verify(ctx context.Context, credential string) (*Subject, err
 // ERR named "Unauthenticated" or "PermissionDenied".
 func (v *Verifier) RPCServer(service string) rpc.Interceptor {
 	return func(ctx context.Context, req *rpc.Request, next func(context.Context) error) error {
-		s, err := v.callSubject(ctx, req.Header())
+		s, err := v.callSubject(ctx, req)
 		if err != nil {
 			if mortar.ErrorCode(err) == mortar.CodeUnauthenticated {
 				return &rpc.RemoteError{Name: "Unauthenticated", Message: mortar.ErrorMessage(err)}
@@ -180,15 +180,15 @@ func (v *Verifier) RPCServer(service string) rpc.Interceptor {
 	}
 }
 
-// callSubject returns the subject of the credential in h: from the cache
-// straight off the header's bytes when it can.
-func (v *Verifier) callSubject(ctx context.Context, h *rpc.Header) (*Subject, error) {
-	if b, _, err := msgpack.ReadStringBytes(h.Raw(RPCHeader)); err == nil {
+// callSubject returns the subject of the credential in req's header: from
+// the cache straight off the header's bytes when it can.
+func (v *Verifier) callSubject(ctx context.Context, req *rpc.Request) (*Subject, error) {
+	if b, _, err := msgpack.ReadStringBytes(req.HeaderValue(RPCHeader)); err == nil {
 		if s := v.cached(b); s != nil {
 			return s, nil
 		}
 	}
-	return v.verify(ctx, h.String(RPCHeader))
+	return v.verify(ctx, req.Header().String(RPCHeader))
 }
 
 // callPermission returns rpc:call:service:method, parsed once per method.

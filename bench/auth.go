@@ -627,7 +627,7 @@ func (r *authReport) write(w io.Writer, format string) error {
 		"and their clients, all in this process over 127.0.0.1; the checked client sends a user's API key with auth.RPCClient. "+
 		"One caller, %d-byte payload; %s of %v on each server, the order alternating; the Verifier's cache is warm. "+
 		"The interceptors alone: auth.RPCClient then Verifier.RPCServer on a fresh rpc.Request with a no-op next, "+
-		"%v per round, medians of %s (what they leave out: the extra header entry on the wire and the server's parsing of the header).\n",
+		"%v per round, medians of %s (what they leave out: the extra header entry on the wire and the server finding it in the header as received).\n",
 		authCallPermission, rp.PayloadBytes, plural(rp.Rounds, "round"), rp.Round, r.Duration, plural(r.Rounds, "round"))
 
 	fmt.Fprintf(w, "\n## Permission checks, a subject with %s grants\n\n", thousands(c.Grants))

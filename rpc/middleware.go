@@ -26,6 +26,17 @@ func (r *Request) Header() *Header {
 	return &r.header
 }
 
+// HeaderValue returns the msgpack encoding of key's value in the request's
+// header, or nil. On a server it reads the header as received without
+// decoding the rest of it, so an interceptor that needs one key (a
+// credential) allocates nothing.
+func (r *Request) HeaderValue(key string) []byte {
+	if r.rawHeader != nil {
+		return headerValue(r.rawHeader, key)
+	}
+	return r.header.Raw(key)
+}
+
 // Interceptor is middleware around a call, on the client or the server.
 // It may read and (on the client) change req's header, then call next to
 // run the rest of the chain and the call itself, or return an error

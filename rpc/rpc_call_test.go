@@ -256,6 +256,10 @@ func TestInterceptorsAndHeader(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	auth := func(ctx context.Context, req *rpc.Request, next func(context.Context) error) error {
+		// HeaderValue reads one key off the header as received.
+		if v := req.HeaderValue("token"); req.Method != "hello" && string(v) != "\xa6secret" {
+			return &rpc.RemoteError{Name: "Unauthorized", Message: "bad token"}
+		}
 		if req.Method != "hello" && req.Header().String("token") != "secret" {
 			return &rpc.RemoteError{Name: "Unauthorized", Message: "bad token"}
 		}

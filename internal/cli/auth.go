@@ -319,7 +319,71 @@ docs/security.md for the permission syntax and the catalog.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(add, passwd, list, remove, grantCmd(nf, stdout, stderr, "user", true), grantCmd(nf, stdout, stderr, "user", false))
+	cmd.AddCommand(add, passwd, list, remove, grantCmd(nf, stdout, stderr, "user", true), grantCmd(nf, stdout, stderr, "user", false),
+		totpCmd(nf, stdout, stderr))
+	return cmd
+}
+
+// totpCmd is "user totp enroll|confirm|disable": a user's second factor.
+func totpCmd(nf *nodeFlags, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "totp",
+		Short: "A user's second factor (TOTP): enroll, confirm, disable",
+		Long: `Enroll prints a secret (and its otpauth:// URL for a QR code) for an
+authenticator app; confirm turns it on with a current code from the app;
+from then on the user's logins need a code too (mortar login --totp).
+Disable removes it: a user removing its own gives a current code.`,
+		Example: `  mortar user totp enroll alice
+  mortar user totp confirm alice 123456
+  mortar user totp disable alice 654321`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	enroll := &cobra.Command{
+		Use:   "enroll USER",
+		Short: "Give a user a new second factor to confirm",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var e authwire.TOTPEnrollment
+			if err := nf.do(cmd, stderr, "auth.totp.enroll", authwire.TOTPRequest{Name: args[0]}, &e); err != nil {
+				return err
+			}
+			if nf.json() {
+				return writeJSON(stdout, e)
+			}
+			fmt.Fprintf(stdout, "secret: %s\nurl:    %s\nconfirm with: mortar user totp confirm %s CODE\n", e.Secret, e.URL, args[0])
+			return nil
+		},
+	}
+	confirm := &cobra.Command{
+		Use:   "confirm USER CODE",
+		Short: "Turn an enrolled second factor on with a current code",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nf.do(cmd, stderr, "auth.totp.confirm", authwire.TOTPRequest{Name: args[0], Code: args[1]}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "second factor on for %s\n", args[0])
+			return nil
+		},
+	}
+	disable := &cobra.Command{
+		Use:   "disable USER [CODE]",
+		Short: "Remove a user's second factor",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := authwire.TOTPRequest{Name: args[0]}
+			if len(args) == 2 {
+				req.Code = args[1]
+			}
+			if err := nf.do(cmd, stderr, "auth.totp.disable", req, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "second factor off for %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(enroll, confirm, disable)
 	return cmd
 }
 

@@ -36,6 +36,9 @@ func TestAuthCLI(t *testing.T) {
 		{"", []string{"user", "grant", url, "alice", "--perm", "task:submit:email"}, 0, "granted task:submit:email to user alice\n", ""},
 		{"", []string{"user", "grant", url, "alice"}, 2, "", "name what to grant"},
 		{"", []string{"role", "remove", url, "admin"}, 1, "", "built in"},
+		{"", []string{"user", "totp", "enroll", url, "alice"}, 0, "secret: ", ""},
+		{"", []string{"user", "totp", "confirm", url, "alice", "000000"}, 1, "", "does not match"},
+		{"", []string{"user", "totp", "disable", url, "alice"}, 0, "second factor off for alice\n", ""},
 	}
 	for _, s := range steps {
 		code, out, errOut := runIn(t, s.stdin, s.args...)
