@@ -40,6 +40,9 @@ const (
 	// HeaderAuthorization carries the caller's credential on an API
 	// request, "Bearer <token>", as HTTP's header does.
 	HeaderAuthorization = "Authorization"
+	// HeaderRunAs names the user an API request runs as: its caller must
+	// be permitted auth:runas:USER.
+	HeaderRunAs = "Mortar-Run-As"
 )
 
 // Options configure Dial. A nil *Options means all defaults.
@@ -64,6 +67,10 @@ type Options struct {
 	// data dir (MORTAR_DATA_DIR, else ./mortar-data), readable only by the
 	// user that runs the node. LocalToken resolves it.
 	Token string
+	// RunAs makes every API request run as this user (Shiro's run-as): the
+	// credential's subject must be permitted auth:runas:USER. Empty means
+	// the credential's own subject.
+	RunAs string
 	// User and Password log in instead of a Token: the connection
 	// presents them to the node, and Dial starts a login session
 	// (auth.login) whose token every API request then carries. A session
@@ -112,6 +119,7 @@ type Conn struct {
 	log     *slog.Logger
 	attempt time.Duration
 	token   string    // the credential every API request carries
+	runAs   string    // the user every API request runs as, if any
 	expires time.Time // when a login session's token ends
 }
 
@@ -191,7 +199,7 @@ func Dial(ctx context.Context, urls string, opts *Options) (*Conn, error) {
 				nc.Close()
 				return nil, fmt.Errorf("mortar: dial %s: %w", urls, err)
 			}
-			c := &Conn{nc: nc, js: js, log: log, attempt: o.AttemptTimeout, token: o.Token}
+			c := &Conn{nc: nc, js: js, log: log, attempt: o.AttemptTimeout, token: o.Token, runAs: o.RunAs}
 			if o.User != "" {
 				if err := c.login(ctx, o.User, o.Password); err != nil {
 					nc.Close()
@@ -239,7 +247,7 @@ func NewConn(nc *nats.Conn, opts *Options) (*Conn, error) {
 		return nil, fmt.Errorf("mortar: new conn: %w", err)
 	}
 	log := cmp.Or(o.Logger, slog.Default()).With("component", "mortar.conn")
-	return &Conn{nc: nc, js: js, log: log, attempt: cmp.Or(o.AttemptTimeout, AttemptTimeoutDefault), token: o.Token}, nil
+	return &Conn{nc: nc, js: js, log: log, attempt: cmp.Or(o.AttemptTimeout, AttemptTimeoutDefault), token: o.Token, runAs: o.RunAs}, nil
 }
 
 // NATS returns the underlying NATS connection, for subscriptions and for
@@ -269,6 +277,9 @@ func (c *Conn) Do(ctx context.Context, op string, req, resp any) error {
 	msg.Header.Set(HeaderRequestID, NewID())
 	if c.token != "" {
 		msg.Header.Set(HeaderAuthorization, "Bearer "+c.token)
+	}
+	if c.runAs != "" && op != "auth.login" {
+		msg.Header.Set(HeaderRunAs, c.runAs)
 	}
 	backoff := 20 * time.Millisecond
 	for {

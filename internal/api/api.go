@@ -45,6 +45,7 @@ type Request struct {
 	Body       []byte
 	RequestID  string // stable across a client's retries; may be empty
 	Credential string // the caller's bearer credential; may be empty
+	RunAs      string // the user the caller asks to run as; may be empty
 	Addr       string // the caller's network address, when the transport knows it
 }
 
@@ -203,6 +204,7 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Body:       body,
 		RequestID:  r.Header.Get(mortar.HeaderRequestID),
 		Credential: BearerCredential(r.Header.Get(mortar.HeaderAuthorization)),
+		RunAs:      r.Header.Get(mortar.HeaderRunAs),
 		Addr:       r.RemoteAddr,
 	})
 	writeHTTP(w, out, err)
@@ -259,6 +261,7 @@ func (m *Mux) ServeNATS(ctx context.Context, nc *nats.Conn, maxInFlight int, sub
 				Body:       msg.Data,
 				RequestID:  msg.Header.Get(mortar.HeaderRequestID),
 				Credential: BearerCredential(msg.Header.Get(mortar.HeaderAuthorization)),
+				RunAs:      msg.Header.Get(mortar.HeaderRunAs),
 			})
 			reply := nats.NewMsg(msg.Reply)
 			if err != nil {

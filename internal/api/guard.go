@@ -21,6 +21,9 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, credential, addr string) (*auth.Subject, error)
 	// Denied reports that s was refused perm on op.
 	Denied(ctx context.Context, s *auth.Subject, op, perm string)
+	// RunAs returns s running as the user named principal (Subject.RunAs:
+	// s must be permitted auth:runas:PRINCIPAL).
+	RunAs(ctx context.Context, s *auth.Subject, principal string) (*auth.Subject, error)
 }
 
 // unguarded is the subject of every request on a Mux without an
@@ -63,7 +66,11 @@ func (m *Mux) subject(ctx context.Context, req *Request, a Authenticator, public
 		}
 		return nil, mortar.Errorf(mortar.CodeUnauthenticated, "credentials required: log in (mortar login) or pass a token")
 	}
-	return a.Authenticate(ctx, req.Credential, req.Addr)
+	s, err := a.Authenticate(ctx, req.Credential, req.Addr)
+	if err != nil || req.RunAs == "" {
+		return s, err
+	}
+	return a.RunAs(ctx, s, req.RunAs)
 }
 
 // Check returns nil when the subject ctx carries (auth.SubjectFrom) is

@@ -178,6 +178,31 @@ func (s *Server) Denied(ctx context.Context, sub *auth.Subject, op, detail strin
 	s.audit.record(e)
 }
 
+// RunAs returns sub running as the user principal: sub must be permitted
+// auth:runas:PRINCIPAL. Refusals and successes are audited. It implements
+// api.Authenticator.
+func (s *Server) RunAs(ctx context.Context, sub *auth.Subject, principal string) (*auth.Subject, error) {
+	target, err := s.subject(ctx, principal)
+	if errors.Is(err, errBadCredential) {
+		// Say no more than for a user that exists: permission denied,
+		// unless the caller may run as anyone.
+		if !sub.IsPermitted("auth:runas:" + auth.EscapePart(principal)) {
+			s.Denied(ctx, sub, "run-as", "permission denied: auth:runas:"+auth.EscapePart(principal))
+			return nil, mortar.Errorf(mortar.CodePermissionDenied, "permission denied: auth:runas:%s", auth.EscapePart(principal))
+		}
+		return nil, mortar.Errorf(mortar.CodeNotFound, "run as %q: no such user", principal)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := sub.RunAs(target)
+	if err != nil {
+		s.Denied(ctx, sub, "run-as", mortar.ErrorMessage(err))
+		return nil, err
+	}
+	return r, nil
+}
+
 // storeRealmName names the store's realm.
 const storeRealmName = "mortar"
 

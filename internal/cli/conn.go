@@ -18,6 +18,7 @@ import (
 type nodeFlags struct {
 	url     string
 	token   string
+	runAs   string
 	timeout time.Duration
 	output  string
 }
@@ -28,6 +29,7 @@ func addNodeFlags(cmd *cobra.Command) *nodeFlags {
 	f := cmd.PersistentFlags()
 	f.StringVar(&nf.url, "url", mortar.DefaultURL, "NATS URL(s) of the mortar node(s), comma-separated")
 	f.StringVar(&nf.token, "token", "", "credential: an API key or session token (default: the `mortar login` token for --url, else the local admin credential in $MORTAR_DATA_DIR or ./mortar-data)")
+	f.StringVar(&nf.runAs, "run-as", "", "run every request as this user (the credential's user must be permitted auth:runas:USER)")
 	f.DurationVar(&nf.timeout, "timeout", 10*time.Second, "give up on a request after this long")
 	f.StringVarP(&nf.output, "output", "o", "table", "output format: table or json")
 	return nf
@@ -40,7 +42,7 @@ func (nf *nodeFlags) dial(ctx context.Context, stderr io.Writer) (*mortar.Conn, 
 	}
 	dctx, cancel := context.WithTimeout(ctx, nf.timeout)
 	defer cancel()
-	c, err := mortar.Dial(dctx, nf.url, &mortar.Options{Name: "mortar-cli", Logger: quietLog(stderr), Token: nf.credential()})
+	c, err := mortar.Dial(dctx, nf.url, &mortar.Options{Name: "mortar-cli", Logger: quietLog(stderr), Token: nf.credential(), RunAs: nf.runAs})
 	if errors.Is(err, nats.ErrAuthorization) {
 		return nil, fmt.Errorf("connect to %s: the node refused the credential: log in with `mortar login`, or pass --token", nf.url)
 	}

@@ -101,6 +101,10 @@ func (starting) Authenticate(context.Context, string, string) (*auth.Subject, er
 
 func (starting) Denied(context.Context, *auth.Subject, string, string) {}
 
+func (starting) RunAs(context.Context, *auth.Subject, string) (*auth.Subject, error) {
+	return nil, mortar.Errorf(mortar.CodeUnavailable, "the node is starting")
+}
+
 // Ready is closed once the node serves: the engine answers, the layout
 // exists and every part runs.
 func (n *Node) Ready() <-chan struct{} { return n.ready }

@@ -699,3 +699,42 @@ func TestSecurityCluster(t *testing.T) {
 	}
 	waitFor(t, "the grant on n3", func() bool { return set() == nil })
 }
+
+// TestSecurityRunAs: a caller permitted auth:runas:USER acts as USER, with
+// USER's permissions; one that is not is refused, whether USER exists or
+// not.
+func TestSecurityRunAs(t *testing.T) {
+	n := mortartest.StartNode(t)
+	admin := n.Dial(t)
+	ctx := t.Context()
+	addUser(t, admin, "dana", "config:read")
+	support := addUser(t, admin, "support", "auth:runas:dana")
+	plain := addUser(t, admin, "plain", "config:read")
+	c, err := mortar.Dial(ctx, n.URL(), &mortar.Options{Token: support, RunAs: "dana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var who authwire.WhoAmI
+	if err := c.Do(ctx, "auth.whoami", nil, &who); err != nil || who.User != "dana" || who.RunAsOf != "support" {
+		t.Fatalf("whoami running as dana = %+v, %v", who, err)
+	}
+	// dana's permissions, not support's (which has no config:read).
+	if err := c.Do(ctx, "config.list", map[string]any{}, nil); err != nil {
+		t.Errorf("config.list as dana: %v", err)
+	}
+	// Running as dana does not make one dana for self-service.
+	if err := c.Do(ctx, "auth.user.passwd", authwire.PasswordRequest{Name: "dana", Password: "new-password-1", Old: "dana-password"}, nil); mortar.ErrorCode(err) != mortar.CodePermissionDenied {
+		t.Errorf("passwd of dana by run-as = %v, want permission_denied", err)
+	}
+	for _, tc := range []struct{ cred, runAs string }{{support, "admin"}, {support, "nobody"}, {plain, "dana"}} {
+		c2, err := mortar.Dial(ctx, n.URL(), &mortar.Options{Token: tc.cred, RunAs: tc.runAs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c2.Do(ctx, "auth.whoami", nil, nil); mortar.ErrorCode(err) != mortar.CodePermissionDenied {
+			t.Errorf("run as %s = %v, want permission_denied", tc.runAs, err)
+		}
+		c2.Close()
+	}
+}
