@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,7 +56,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 	}
 	password, generated := s.cfg.AdminPassword, false
 	if password == "" {
-		password, generated = authwire.Random(18), true
+		password, generated = newPassword(), true
 	}
 	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
@@ -195,3 +196,8 @@ func updateSigningKey(ctx context.Context, s *Server, id string, fn func(*auth.S
 	rev, err = s.st.Auth.Update(ctx, signingPrefix+id, b, rev)
 	return rev, store.APIError(err)
 }
+
+// newPassword returns a generated password: crypto/rand.Text, 26
+// characters of base32 (128 bits), nothing a shell or a command line would
+// take for an option.
+func newPassword() string { return rand.Text() }
