@@ -38,6 +38,12 @@ type Options struct {
 	DataDir string
 	// NATSURL makes the node use an external NATS instead of embedding.
 	NATSURL string
+	// NATSUser and NATSPassword are the node's credentials on NATSURL.
+	NATSUser, NATSPassword string
+	// CalloutSeed makes the node answer NATSURL's auth callout, signing
+	// with this account seed; CalloutXKeySeed decrypts its requests
+	// (node.Config.CalloutIssuerSeed, CalloutXKeySeed).
+	CalloutSeed, CalloutXKeySeed string
 	// DurabilityInterval turns off fsync on every write.
 	DurabilityInterval bool
 	// LogLevel defaults to the MORTAR_TEST_LOG environment variable
@@ -132,6 +138,8 @@ func newNode(tb testing.TB, o Options) *Node {
 		Auth:          node.AuthConfig{AdminPassword: cmp.Or(o.AdminPassword, AdminPasswordDefault), SessionIdle: o.SessionIdle, OIDC: o.OIDC},
 		Logger:        slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: level})),
 	}
+	cfg.NATSUser, cfg.NATSPassword = o.NATSUser, o.NATSPassword
+	cfg.CalloutIssuerSeed, cfg.CalloutXKeySeed = o.CalloutSeed, o.CalloutXKeySeed
 	if o.DurabilityInterval {
 		cfg.Durability = node.DurabilityInterval
 	}

@@ -59,37 +59,61 @@ func (a *NATSAuth) Check(c server.ClientAuthentication) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
+	u, err := s.natsLogin(ctx, o.Token, o.Username, o.Password, addr)
+	if err != nil {
+		return false
+	}
+	c.RegisterUser(&server.User{Username: u.principal, ConnectionDeadline: u.deadline, Permissions: u.perms})
+	return true
+}
+
+// natsUser is what a NATS connection's credential admits it as.
+type natsUser struct {
+	principal string
+	// perms are its NATS subject permissions; nil means no limits (an
+	// administrator).
+	perms *server.Permissions
+	// deadline is when the connection must close (a session token's
+	// expiry); zero means never.
+	deadline time.Time
+}
+
+// natsLogin authenticates the credential a NATS connection presents, a
+// token or else a user and password, for NATSAuth (the embedded engine)
+// and Callout (an external one) alike. A refusal is audited with its
+// reason and is errInvalid; another error means the security layer could
+// not answer, and is logged.
+func (s *Server) natsLogin(ctx context.Context, token, user, password, addr string) (natsUser, error) {
 	var (
 		sub      *auth.Subject
 		deadline time.Time
 		err      error
 	)
 	switch {
-	case o.Token != "":
-		sub, err = s.Authenticate(ctx, o.Token, addr)
+	case token != "":
+		sub, err = s.Authenticate(ctx, token, addr)
 		if err == nil {
-			if cl, verr := s.keyring.VerifyCached(s.tokens, o.Token); verr == nil {
+			if cl, verr := s.keyring.VerifyCached(s.tokens, token); verr == nil {
 				deadline = cl.ExpiresAt
 			}
 		}
-	case o.Username != "":
-		sub, err = s.passwordSubject(ctx, o.Username, o.Password, addr)
+	case user != "":
+		sub, err = s.passwordSubject(ctx, user, password, addr)
 	default:
 		s.audit.record(authwire.AuditEntry{Kind: "auth.fail", Op: "nats.connect", Addr: addr, Detail: "no credential"})
-		return false
+		return natsUser{}, errInvalid
 	}
 	if err != nil {
 		if mortar.ErrorCode(err) != mortar.CodeUnauthenticated {
 			s.log.Warn("nats connection refused: the security layer could not answer", "addr", addr, "err", err)
 		}
-		return false
+		return natsUser{}, err
 	}
-	u := &server.User{Username: sub.Principal(), ConnectionDeadline: deadline}
+	u := natsUser{principal: sub.Principal(), deadline: deadline}
 	if !sub.IsPermitted("*") {
-		u.Permissions = natsPermissions(s.permissionStrings(ctx, sub.Principal()), mortar.InboxPrefix(o.Token, o.Username))
+		u.perms = natsPermissions(s.permissionStrings(ctx, sub.Principal()), mortar.InboxPrefix(token, user))
 	}
-	c.RegisterUser(u)
-	return true
+	return u, nil
 }
 
 // passwordSubject logs in over a NATS connect: throttled and audited as

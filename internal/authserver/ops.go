@@ -335,14 +335,28 @@ func (s *Server) passwd(ctx context.Context, _ string, req *authwire.PasswordReq
 	if err != nil {
 		return nil, err
 	}
-	if _, err := update(ctx, s, userKey(req.Name), "user "+req.Name, func(u *userRecord) error {
-		u.Hash, u.Updated = h, s.cfg.Now().UTC()
+	_, err = s.changeUser(ctx, req.Name, "user.passwd", func(u *userRecord) error {
+		u.Hash = h
 		return nil
-	}); err != nil {
+	})
+	return nil, err
+}
+
+// changeUser applies fn to the record of user name (stamping Updated),
+// written back with compare-and-set, and audits the change as kind.
+func (s *Server) changeUser(ctx context.Context, name, kind string, fn func(*userRecord) error) (*userRecord, error) {
+	u, err := update(ctx, s, userKey(name), "user "+name, func(u *userRecord) error {
+		if err := fn(u); err != nil {
+			return err
+		}
+		u.Updated = s.cfg.Now().UTC()
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.audit.record(authwire.AuditEntry{Kind: "user.passwd", Principal: principalOf(ctx), Target: req.Name})
-	return nil, nil
+	s.audit.record(authwire.AuditEntry{Kind: kind, Principal: principalOf(ctx), Target: name})
+	return u, nil
 }
 
 // totpEnroll gives a user a new second factor to confirm: the user
@@ -355,13 +369,12 @@ func (s *Server) totpEnroll(ctx context.Context, _ string, req *authwire.TOTPReq
 	if err != nil {
 		return nil, err
 	}
-	if _, err := update(ctx, s, userKey(req.Name), "user "+req.Name, func(u *userRecord) error {
-		u.TOTPPending, u.Updated = key.Secret, s.cfg.Now().UTC()
+	if _, err := s.changeUser(ctx, req.Name, "totp.enroll", func(u *userRecord) error {
+		u.TOTPPending = key.Secret
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	s.audit.record(authwire.AuditEntry{Kind: "totp.enroll", Principal: principalOf(ctx), Target: req.Name})
 	return authwire.TOTPEnrollment{Secret: key.Secret, URL: key.URL}, nil
 }
 
@@ -381,11 +394,7 @@ func (s *Server) totpConfirm(ctx context.Context, _ string, req *authwire.TOTPRe
 	if ok, _ := s.totp.Verify(u.Name, u.TOTPPending, req.Code, s.cfg.Now()); !ok {
 		return nil, mortar.Errorf(mortar.CodeInvalidArgument, "the code does not match the enrolled second factor")
 	}
-	if err := s.setTOTP(ctx, req.Name, u.TOTPPending, u.TOTPPending); err != nil {
-		return nil, err
-	}
-	s.audit.record(authwire.AuditEntry{Kind: "totp.confirm", Principal: principalOf(ctx), Target: req.Name})
-	return nil, nil
+	return nil, s.setTOTP(ctx, req.Name, "totp.confirm", u.TOTPPending, u.TOTPPending)
 }
 
 // totpDisable removes a user's second factor: a caller permitted
@@ -404,21 +413,18 @@ func (s *Server) totpDisable(ctx context.Context, _ string, req *authwire.TOTPRe
 			return nil, mortar.Errorf(mortar.CodeInvalidArgument, "a current code of the second factor is required to remove it")
 		}
 	}
-	if err := s.setTOTP(ctx, req.Name, "", ""); err != nil {
-		return nil, err
-	}
-	s.audit.record(authwire.AuditEntry{Kind: "totp.disable", Principal: principalOf(ctx), Target: req.Name})
-	return nil, nil
+	return nil, s.setTOTP(ctx, req.Name, "totp.disable", "", "")
 }
 
 // setTOTP sets a user's second factor to secret and clears its pending
-// one; with pending set, only if the pending one is still that.
-func (s *Server) setTOTP(ctx context.Context, name, secret, pending string) error {
-	_, err := update(ctx, s, userKey(name), "user "+name, func(u *userRecord) error {
+// one (with pending set, only if the pending one is still that), audited
+// as kind.
+func (s *Server) setTOTP(ctx context.Context, name, kind, secret, pending string) error {
+	_, err := s.changeUser(ctx, name, kind, func(u *userRecord) error {
 		if pending != "" && u.TOTPPending != pending {
 			return mortar.Errorf(mortar.CodeConflict, "the enrollment changed meanwhile; enroll again")
 		}
-		u.TOTP, u.TOTPPending, u.Updated = secret, "", s.cfg.Now().UTC()
+		u.TOTP, u.TOTPPending = secret, ""
 		return nil
 	})
 	return err

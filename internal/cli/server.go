@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -32,6 +33,7 @@ func newServerCmd(stderr io.Writer) *cobra.Command {
 		cfg       node.Config
 		oidc      authserver.OIDCConfig
 		routes    string
+		seedFile  string
 		dur       string
 		logLevel  string
 		logFormat string
@@ -64,7 +66,10 @@ http://ADMIN/auth/oidc/login (docs/security.md, "OIDC login").
 
 State is then replicated on three nodes (R3): an acknowledged write
 survives the loss of any one of them. --nats-url uses an existing NATS
-cluster (JetStream enabled) instead of embedding one.
+cluster (JetStream enabled) instead of embedding one; with
+--nats-callout-seed the node answers that NATS's auth callout, so
+connections to it authenticate with mortar credentials
+(docs/security.md, "External NATS").
 
 Exit codes: 0 after a graceful stop, 2 for bad flags, 3 when the node
 could not start.`,
@@ -79,6 +84,16 @@ could not start.`,
 			cfg.Durability = node.Durability(dur)
 			if routes != "" {
 				cfg.Routes = strings.Split(routes, ",")
+			}
+			if seedFile != "" {
+				if cfg.CalloutIssuerSeed != "" {
+					return usagef("give --nats-callout-seed or --nats-callout-seed-file, not both")
+				}
+				b, err := os.ReadFile(seedFile)
+				if err != nil {
+					return usagef("--nats-callout-seed-file: %v", err)
+				}
+				cfg.CalloutIssuerSeed = strings.TrimSpace(string(b))
 			}
 			if oidc.Issuer != "" {
 				cfg.Auth.OIDC = &oidc
@@ -128,6 +143,11 @@ could not start.`,
 	f.StringVar(&cfg.ClusterListen, "cluster-listen", "", "host:port for cluster routes (enables clustering)")
 	f.StringVar(&routes, "routes", "", "comma-separated cluster addresses of the nodes (host:port)")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this external NATS cluster instead of embedding one")
+	f.StringVar(&cfg.NATSUser, "nats-user", "", "with --nats-url: the node's user on that NATS (one of its auth_callout's auth_users with --nats-callout-seed)")
+	f.StringVar(&cfg.NATSPassword, "nats-password", "", "with --nats-url: the password of --nats-user (better in the environment than on the command line)")
+	f.StringVar(&cfg.CalloutIssuerSeed, "nats-callout-seed", "", "with --nats-url: answer that NATS's auth callout, signing with this account seed (SA…), whose public key its auth_callout names as issuer (better in the environment or --nats-callout-seed-file)")
+	f.StringVar(&seedFile, "nats-callout-seed-file", "", "read --nats-callout-seed from this file (such as an nsc .nk file)")
+	f.StringVar(&cfg.CalloutXKeySeed, "nats-callout-xkey-seed", "", "the curve seed (SX…) whose public key the NATS's auth_callout names as xkey, when it encrypts callout requests")
 	f.StringVar(&dur, "durability", string(node.DurabilityAlways), `"always" fsyncs every write before acknowledging it; "interval" fsyncs every --sync-interval (faster, see docs/operations.md)`)
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", node.SyncIntervalDefault, "fsync period with --durability interval")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replication factor of mortar's state (default 3 in a cluster, else 1)")

@@ -3,10 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nkeys"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine,
@@ -74,6 +78,14 @@ func TestServerStartsAndStops(t *testing.T) {
 }
 
 func TestServerBadFlagsAndStartup(t *testing.T) {
+	// A seed file is read and trimmed: a user seed in it is refused as
+	// not an account seed.
+	user, _ := nkeys.CreateUser()
+	userSeed, _ := user.Seed()
+	seedFile := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, append(userSeed, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -87,6 +99,12 @@ func TestServerBadFlagsAndStartup(t *testing.T) {
 		{[]string{"server", "--oidc-issuer", "accounts.example.com", "--oidc-client-id", "mortar"}, ExitUsage, "want an http or https URL"},
 		{[]string{"server", "--oidc-issuer", "https://accounts.example.com"}, ExitUsage, "no client ID"},
 		{[]string{"server", "--oidc-issuer", "https://accounts.example.com", "--oidc-client-id", "m", "--oidc-default-role", "a b"}, ExitUsage, "default role"},
+		{[]string{"server", "--nats-callout-seed", "SAJUNK"}, ExitUsage, "needs an external NATS"},
+		{[]string{"server", "--nats-url", "nats://127.0.0.1:1", "--nats-callout-seed", "SAJUNK"}, ExitUsage, "callout issuer seed: not an nkey seed"},
+		{[]string{"server", "--nats-url", "nats://127.0.0.1:1", "--nats-callout-seed-file", "/nonexistent/seed.nk"}, ExitUsage, "--nats-callout-seed-file"},
+		{[]string{"server", "--nats-callout-seed", "SAJUNK", "--nats-callout-seed-file", "/nonexistent/seed.nk"}, ExitUsage, "not both"},
+		{[]string{"server", "--nats-user", "mortar"}, ExitUsage, "external NATS"},
+		{[]string{"server", "--nats-url", "nats://127.0.0.1:1", "--nats-callout-seed-file", seedFile}, ExitUsage, `kind "user", want an account seed`},
 		{[]string{"server", "--data-dir", "/proc/forbidden/x", "--port", "-1", "--admin", "off"}, ExitStartup, ""},
 	} {
 		code, _, stderr := run(t, tc.args...)

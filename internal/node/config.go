@@ -73,6 +73,20 @@ type Config struct {
 	// embedding one; DataDir, Host, Port and the cluster fields are then
 	// unused.
 	NATSURL string
+	// NATSUser and NATSPassword are the credentials of the node's own
+	// connection to NATSURL. Default: none.
+	NATSUser, NATSPassword string
+	// CalloutIssuerSeed, with NATSURL, makes the node answer that NATS
+	// server's auth callout (authserver.Callout): the seed ("SA…") of the
+	// account key pair the server's auth_callout names as issuer. The
+	// node's own user (NATSUser) must be one of its auth_users. Empty: no
+	// callout; connections to the external NATS are the operator's to
+	// secure.
+	CalloutIssuerSeed string
+	// CalloutXKeySeed is the seed ("SX…") of the curve key pair whose
+	// public key the server's auth_callout names as xkey, when the server
+	// encrypts callout requests. Empty: requests come in the clear.
+	CalloutXKeySeed string
 	// Durability defaults to DurabilityAlways.
 	Durability Durability
 	// SyncInterval is the fsync period with DurabilityInterval. Defaults
@@ -224,6 +238,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Auth.OIDC != nil {
 		if err := c.Auth.OIDC.Validate(); err != nil {
+			return c, fmt.Errorf("node: %w", err)
+		}
+	}
+	if (c.NATSUser != "" || c.NATSPassword != "") && c.NATSURL == "" {
+		return c, errors.New("node: a NATS user and password are for an external NATS (NATSURL); the node's own connection to an embedded one needs none")
+	}
+	if c.CalloutIssuerSeed != "" || c.CalloutXKeySeed != "" {
+		if c.NATSURL == "" {
+			return c, errors.New("node: the NATS auth callout needs an external NATS (NATSURL); an embedded one authenticates in process")
+		}
+		co := authserver.CalloutConfig{IssuerSeed: c.CalloutIssuerSeed, XKeySeed: c.CalloutXKeySeed}
+		if err := co.Validate(); err != nil {
 			return c, fmt.Errorf("node: %w", err)
 		}
 	}

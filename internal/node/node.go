@@ -237,6 +237,15 @@ func (n *Node) Run(ctx context.Context) error {
 		return n.fail(g, err)
 	}
 	parts = append([]part{authSrv}, parts...)
+	if n.cfg.CalloutIssuerSeed != "" {
+		co, err := authserver.NewCallout(authSrv, nc, authserver.CalloutConfig{
+			IssuerSeed: n.cfg.CalloutIssuerSeed, XKeySeed: n.cfg.CalloutXKeySeed, Logger: n.log,
+		})
+		if err != nil {
+			return n.fail(g, fmt.Errorf("node: %w", err))
+		}
+		parts = append(parts, co)
+	}
 	for _, p := range parts {
 		p.Register(n.mux)
 	}
@@ -412,6 +421,9 @@ func (n *Node) connect(ctx context.Context, ns *server.Server) (*nats.Conn, erro
 		}),
 	}
 	url := n.cfg.NATSURL
+	if ns == nil && n.cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(n.cfg.NATSUser, n.cfg.NATSPassword))
+	}
 	if ns != nil {
 		opts = append(opts, nats.InProcessServer(ns), nats.Token(n.internal))
 		url = ""
@@ -425,6 +437,9 @@ func (n *Node) connect(ctx context.Context, ns *server.Server) (*nats.Conn, erro
 			}
 			n.mu.Unlock()
 			return nc, nil
+		}
+		if ns == nil && errors.Is(err, nats.ErrAuthorization) {
+			return nil, fmt.Errorf("node: connect to %s as %q (the node's user must be one of the server's users, and with an auth callout one of its auth_users): %w", url, n.cfg.NATSUser, err)
 		}
 		if ns != nil || !errors.Is(err, nats.ErrNoServers) {
 			return nil, fmt.Errorf("node: connect to nats: %w", err)

@@ -358,10 +358,20 @@ func TestSecuritySessionIdle(t *testing.T) {
 // connection may touch only the subjects its permissions map to.
 func TestSecurityNATS(t *testing.T) {
 	n := mortartest.StartNode(t)
-	admin := n.Dial(t)
+	checkNATSConnections(t, n.URL(), n.Dial(t))
+}
+
+// checkNATSConnections checks the NATS server at url admits only
+// connections with a credential, each with the subject permissions of
+// its grants: connections without one, with a junk token or a wrong
+// password are refused; a viewer of one config namespace (a user it adds
+// through admin) is refused the subjects outside its grants and may use
+// the API and watch its namespace; a user and password log in.
+func checkNATSConnections(t *testing.T, url string, admin *mortar.Conn) {
+	t.Helper()
 	key := addUser(t, admin, "viewer", "config:read:default")
 	for _, opts := range [][]nats.Option{nil, {nats.Token("junk")}, {nats.UserInfo("viewer", "wrong-password")}} {
-		if nc, err := nats.Connect(n.URL(), opts...); err == nil {
+		if nc, err := nats.Connect(url, opts...); err == nil {
 			nc.Close()
 			t.Errorf("connect with %d options succeeded, want an authorization violation", len(opts))
 		} else if !errors.Is(err, nats.ErrAuthorization) {
@@ -369,7 +379,7 @@ func TestSecurityNATS(t *testing.T) {
 		}
 	}
 	errs := make(chan error, 16)
-	nc, err := nats.Connect(n.URL(), nats.Token(key), nats.CustomInboxPrefix(mortar.InboxPrefix(key, "")),
+	nc, err := nats.Connect(url, nats.Token(key), nats.CustomInboxPrefix(mortar.InboxPrefix(key, "")),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +435,7 @@ func TestSecurityNATS(t *testing.T) {
 	default:
 	}
 	// A user and password log in too.
-	nc2, err := nats.Connect(n.URL(), nats.UserInfo("viewer", "viewer-password"))
+	nc2, err := nats.Connect(url, nats.UserInfo("viewer", "viewer-password"))
 	if err != nil {
 		t.Fatal(err)
 	}
