@@ -39,14 +39,57 @@ func NewNATSAuth(internal string) *NATSAuth {
 	return &NATSAuth{internal: internal, timeout: 10 * time.Second}
 }
 
-// Attach makes a admit what s authenticates.
-func (a *NATSAuth) Attach(s *Server) { a.srv.Store(s) }
+// Attach makes a admit what s authenticates, and lets s disconnect from
+// ns (the embedded server) the connections of principals whose grants
+// change or whose credentials end, so they reconnect with what they may
+// do now.
+func (a *NATSAuth) Attach(s *Server, ns *server.Server) {
+	a.srv.Store(s)
+	s.SetKick(func(targets []kickTarget) { kick(ns, targets) })
+}
+
+// A connection's NATS user name is PRINCIPAL/CREDENTIAL: which credential
+// it presented (a session, an API key, a password), so that revoking one
+// credential disconnects only the connections that presented it.
+func sessionTag(id string) string {
+	if id == "" {
+		return "token"
+	}
+	return "s:" + id
+}
+
+func apiKeyTag(id string) string { return "k:" + id }
+
+// kickTarget names the connections of a principal to disconnect: those
+// that presented cred, or all of them when cred is empty.
+type kickTarget struct{ principal, cred string }
+
+// kick disconnects the client connections of ns that targets name.
+func kick(ns *server.Server, targets []kickTarget) {
+	conns, err := ns.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20})
+	if err != nil {
+		return
+	}
+	for _, c := range conns.Conns {
+		principal, cred, _ := strings.Cut(c.AuthorizedUser, "/")
+		for _, t := range targets {
+			if t.principal == principal && (t.cred == "" || t.cred == cred) {
+				ns.DisconnectClientByID(c.Cid)
+				break
+			}
+		}
+	}
+}
+
+// nodeUser names the node's own connections: not a valid mortar user
+// name, so no user's change disconnects them.
+const nodeUser = "_mortar_node"
 
 // Check implements server.Authentication.
 func (a *NATSAuth) Check(c server.ClientAuthentication) bool {
 	o := c.GetOpts()
 	if o.Token != "" && subtle.ConstantTimeCompare([]byte(o.Token), []byte(a.internal)) == 1 {
-		c.RegisterUser(&server.User{Username: "mortar-node"})
+		c.RegisterUser(&server.User{Username: nodeUser})
 		return true
 	}
 	s := a.srv.Load()
@@ -63,13 +106,16 @@ func (a *NATSAuth) Check(c server.ClientAuthentication) bool {
 	if err != nil {
 		return false
 	}
-	c.RegisterUser(&server.User{Username: u.principal, ConnectionDeadline: u.deadline, Permissions: u.perms})
+	c.RegisterUser(&server.User{Username: u.principal + "/" + u.cred, ConnectionDeadline: u.deadline, Permissions: u.perms})
 	return true
 }
 
 // natsUser is what a NATS connection's credential admits it as.
 type natsUser struct {
 	principal string
+	// cred names the credential among the principal's (credTag), so that
+	// revoking it disconnects the connections that presented it.
+	cred string
 	// perms are its NATS subject permissions; nil means no limits (an
 	// administrator).
 	perms *server.Permissions
@@ -87,6 +133,7 @@ func (s *Server) natsLogin(ctx context.Context, token, user, password, addr stri
 	var (
 		sub      *auth.Subject
 		deadline time.Time
+		cred     string
 		err      error
 	)
 	switch {
@@ -94,11 +141,14 @@ func (s *Server) natsLogin(ctx context.Context, token, user, password, addr stri
 		sub, err = s.Authenticate(ctx, token, addr)
 		if err == nil {
 			if cl, verr := s.keyring.VerifyCached(s.tokens, token); verr == nil {
-				deadline = cl.ExpiresAt
+				deadline, cred = cl.ExpiresAt, sessionTag(cl.SessionID)
+			} else if id, _, perr := authwire.ParseAPIKey(token); perr == nil {
+				cred = apiKeyTag(id)
 			}
 		}
 	case user != "":
 		sub, err = s.passwordSubject(ctx, user, password, addr)
+		cred = "password"
 	default:
 		s.audit.record(authwire.AuditEntry{Kind: "auth.fail", Op: "nats.connect", Addr: addr, Detail: "no credential"})
 		return natsUser{}, errInvalid
@@ -109,7 +159,7 @@ func (s *Server) natsLogin(ctx context.Context, token, user, password, addr stri
 		}
 		return natsUser{}, err
 	}
-	u := natsUser{principal: sub.Principal(), deadline: deadline}
+	u := natsUser{principal: sub.Principal(), cred: cred, deadline: deadline}
 	if !sub.IsPermitted("*") {
 		u.perms = natsPermissions(s.permissionStrings(ctx, sub.Principal()), mortar.InboxPrefix(token, user))
 	}

@@ -613,8 +613,12 @@ func (s *Server) deleteKey(ctx context.Context, id string) error {
 		return store.APIError(err)
 	}
 	s.mu.Lock()
-	delete(s.keys, id)
+	old := s.keys[id]
+	delete(s.keys, id) // at once here; the watch tells the other nodes
 	s.mu.Unlock()
+	if old != nil {
+		s.kickNATS([]kickTarget{{old.User, apiKeyTag(id)}})
+	}
 	return nil
 }
 

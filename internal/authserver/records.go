@@ -86,6 +86,8 @@ type sessionRecord struct {
 	LastUsed time.Time `json:"last_used"`
 	Addr     string    `json:"addr,omitempty"`
 	Hash     []byte    `json:"hash,omitempty"` // remember-me tokens only
+
+	rev uint64 // the revision this node last saw
 }
 
 func (r *sessionRecord) view() authwire.Session {

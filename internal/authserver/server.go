@@ -112,6 +112,8 @@ type Server struct {
 
 	signingMu sync.Mutex  // serializes changes to the keyring's set
 	loaded    atomic.Bool // the initial state is loaded: changes are news
+	kick      atomic.Pointer[func([]kickTarget)]
+	kicks     chan kickReq // disconnections waiting for their grace
 
 	mu       sync.RWMutex
 	users    map[string]*userRecord // by name
@@ -182,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 		subjects: map[string]*auth.Subject{},
 		touched:  map[string]bool{},
 		misses:   rate.NewLimiter(missRate, 2*missRate),
+		kicks:    make(chan kickReq, 1024),
 	}
 	s.node = auth.NewSubject(auth.SubjectInfo{
 		Principal:   "node:" + cfg.NodeName,
@@ -243,6 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer wg.Wait()
 	wg.Go(func() { s.audit.run(ctx) })
 	wg.Go(func() { s.renewSessions(ctx) })
+	wg.Go(func() { s.runKicks(ctx) })
 	if s.oidc != nil {
 		wg.Go(func() { s.oidc.run(ctx) })
 	}
@@ -308,6 +312,8 @@ func (s *Server) changed() {
 // applyAuth applies one change of the auth bucket to the cache.
 func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 	defer s.changed()
+	var kicked []kickTarget // NATS connections that must reconnect
+	defer func() { s.kickNATS(kicked) }()
 	k := e.Key()
 	del := e.Operation() != jetstream.KeyValuePut
 	switch {
@@ -319,6 +325,9 @@ func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if del {
+			if old := s.keys[id]; old != nil {
+				kicked = append(kicked, kickTarget{old.User, apiKeyTag(id)})
+			}
 			delete(s.keys, id)
 			return
 		}
@@ -341,8 +350,10 @@ func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 	s.gen++
 	switch {
 	case strings.HasPrefix(k, userPrefix):
+		old := s.users[name]
 		if del {
 			delete(s.users, name)
+			kicked = append(kicked, kickTarget{principal: name})
 			return
 		}
 		var r userRecord
@@ -352,9 +363,14 @@ func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 		}
 		r.rev = e.Revision()
 		s.users[name] = &r
+		if old != nil && (old.Disabled != r.Disabled || !slices.Equal(old.Roles, r.Roles) || !slices.Equal(old.Permissions, r.Permissions)) {
+			kicked = append(kicked, kickTarget{principal: name})
+		}
 	case strings.HasPrefix(k, rolePrefix):
+		old := s.roles[name]
 		if del {
 			delete(s.roles, name)
+			kicked = s.holders(name)
 			return
 		}
 		var r roleRecord
@@ -364,6 +380,71 @@ func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 		}
 		r.rev = e.Revision()
 		s.roles[name] = &r
+		if old != nil && !slices.Equal(old.Permissions, r.Permissions) {
+			kicked = s.holders(name)
+		}
+	}
+}
+
+// holders returns the connections of the users holding role. s.mu is
+// held.
+func (s *Server) holders(role string) []kickTarget {
+	var out []kickTarget
+	for name, u := range s.users {
+		if slices.Contains(u.Roles, role) {
+			out = append(out, kickTarget{principal: name})
+		}
+	}
+	return out
+}
+
+// SetKick gives the server a way to disconnect the NATS connections of
+// principals whose grants changed, or that presented a credential that
+// was revoked: they reconnect (the SDK does on its own) and get what they
+// may do now, or are refused. NATSAuth sets it for the embedded engine.
+func (s *Server) SetKick(kick func([]kickTarget)) { s.kick.Store(&kick) }
+
+// kickGrace is how long after a change the NATS connections it concerns
+// are disconnected: time for the answer to the request that made the
+// change (a logout over that very connection) to leave first.
+const kickGrace = 250 * time.Millisecond
+
+type kickReq struct {
+	targets []kickTarget
+	at      time.Time
+}
+
+// kickNATS has the NATS connections targets name disconnected after
+// kickGrace, once the initial state is loaded.
+func (s *Server) kickNATS(targets []kickTarget) {
+	if s.kick.Load() == nil || len(targets) == 0 || !s.loaded.Load() {
+		return
+	}
+	select {
+	case s.kicks <- kickReq{targets, time.Now().Add(kickGrace)}:
+	default:
+		(*s.kick.Load())(targets) // the queue is full: at once
+	}
+}
+
+// runKicks disconnects queued connections when they are due, until ctx
+// ends.
+func (s *Server) runKicks(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.kicks:
+			t.Reset(time.Until(r.at))
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			(*s.kick.Load())(r.targets)
+		}
 	}
 }
 

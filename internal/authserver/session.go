@@ -64,7 +64,7 @@ func (s *Server) startSession(ctx context.Context, user, addr string) (*authwire
 		return nil, err
 	}
 	key := sessionKey(user, r.ID)
-	if err := s.st.RenewSession(ctx, key, b, s.cfg.SessionIdle); err != nil {
+	if r.rev, err = s.st.RenewSession(ctx, key, b, s.cfg.SessionIdle, 0); err != nil {
 		return nil, store.APIError(err)
 	}
 	s.mu.Lock()
@@ -89,7 +89,7 @@ func (s *Server) remember(ctx context.Context, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := s.st.RenewSession(ctx, rememberKey(user, id), b, s.cfg.RememberTTL); err != nil {
+	if _, err := s.st.RenewSession(ctx, rememberKey(user, id), b, s.cfg.RememberTTL, 0); err != nil {
 		return "", store.APIError(err)
 	}
 	return tok, nil
@@ -157,21 +157,12 @@ func (s *Server) applySession(e jetstream.KeyValueEntry) {
 	if strings.Count(key, ".") != 1 {
 		return // remember-me tokens are read when used
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
-		if r := s.sessions[key]; r != nil {
-			delete(s.sessions, key)
-			delete(s.touched, key)
-			kind := "session.stop"
-			if e.Operation() == jetstream.KeyValuePurge {
-				kind = "session.expire"
-			}
-			// Every node hears it; the audit log keeps one.
-			s.audit.recordOnce(fmt.Sprintf("%s.%d", key, e.Revision()), authwire.AuditEntry{Kind: kind, Principal: r.User, Target: r.ID})
-			s.sessionEvent(strings.TrimPrefix(kind, "session."), r)
-			defer s.changed()
+		kind := "stop"
+		if e.Operation() == jetstream.KeyValuePurge {
+			kind = "expire"
 		}
+		s.endSession(key, kind)
 		return
 	}
 	var r sessionRecord
@@ -179,7 +170,29 @@ func (s *Server) applySession(e jetstream.KeyValueEntry) {
 		s.log.Warn("skipping a malformed session", "key", key, "err", err)
 		return
 	}
+	r.rev = e.Revision()
+	s.mu.Lock()
 	s.sessions[key] = &r
+	s.mu.Unlock()
+}
+
+// endSession forgets the session at key, if this node still knows it, and
+// tells of its end (kind "stop" or "expire"): the audit log (every node
+// ends it; the log keeps one entry), session listeners, verifiers, and the
+// NATS connections that presented its token.
+func (s *Server) endSession(key, kind string) {
+	s.mu.Lock()
+	r := s.sessions[key]
+	delete(s.sessions, key)
+	delete(s.touched, key)
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	s.audit.recordOnce(key+"."+kind, authwire.AuditEntry{Kind: "session." + kind, Principal: r.User, Target: r.ID})
+	s.sessionEvent(kind, r)
+	s.changed()
+	s.kickNATS([]kickTarget{{r.User, sessionTag(r.ID)}})
 }
 
 // sessionEvent announces a session's start, stop or expiry to listeners
@@ -255,7 +268,14 @@ func (s *Server) renewSessions(ctx context.Context) {
 		for _, r := range due {
 			r.LastUsed = now
 			b, _ := json.Marshal(r)
-			if err := s.st.RenewSession(ctx, sessionKey(r.User, r.ID), b, s.cfg.SessionIdle); err != nil && ctx.Err() == nil {
+			_, err := s.st.RenewSession(ctx, sessionKey(r.User, r.ID), b, s.cfg.SessionIdle, r.rev)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case isConflict(err):
+				// Ended meanwhile, or renewed by another node: either way
+				// it is not this node's to write.
+				s.log.Debug("session changed before its renewal", "user", r.User, "session", r.ID)
+			default:
 				s.log.Warn("renew session", "user", r.User, "session", r.ID, "err", err)
 			}
 		}
@@ -288,6 +308,7 @@ func (s *Server) revokeSessions(ctx context.Context, user, id string) (int, erro
 		if err := s.st.Sessions.Delete(ctx, k); err != nil {
 			return n, store.APIError(err)
 		}
+		s.endSession(k, "stop") // at once here; the watch tells the other nodes
 		n++
 	}
 	return n, nil

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mortarhq/mortar/internal/authwire"
 )
@@ -93,17 +95,23 @@ func TestAuthCLI(t *testing.T) {
 	if code, out, _ := run(t, "whoami", url); code != 0 || !strings.Contains(out, "user:        admin\n") {
 		t.Fatalf("whoami after logout = %d %q", code, out)
 	}
-	code, out, _ = run(t, "audit", url, "--kind", "login.*", "-o", "json")
-	var entries []struct{ Kind, Principal string }
-	if err := json.Unmarshal([]byte(out), &entries); code != 0 || err != nil {
-		t.Fatalf("audit = %d %q (%v)", code, out, err)
-	}
-	kinds := map[string]bool{}
-	for _, e := range entries {
-		kinds[e.Kind+" "+e.Principal] = true
-	}
-	if !kinds["login.fail alice"] {
-		t.Errorf("audit lacks alice's failed login: %v", entries)
+	// The audit log is written off the request path: poll it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, out, _ := run(t, "audit", url, "--kind", "login.*", "-o", "json")
+		var entries []struct{ Kind, Principal string }
+		if err := json.Unmarshal([]byte(out), &entries); code != 0 || err != nil {
+			t.Fatalf("audit = %d %q (%v)", code, out, err)
+		}
+		if slices.ContainsFunc(entries, func(e struct{ Kind, Principal string }) bool {
+			return e.Kind == "login.fail" && e.Principal == "alice"
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit lacks alice's failed login: %v", entries)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if code, out, _ := run(t, "user", "remove", url, "alice"); code != 0 || !strings.Contains(out, "removed user alice") {
 		t.Fatalf("user remove = %d %q", code, out)

@@ -273,7 +273,9 @@ func (n *Node) Run(ctx context.Context) error {
 			return g.Wait()
 		}
 	}
-	n.natsAuth.Attach(authSrv)
+	if ns != nil {
+		n.natsAuth.Attach(authSrv, ns)
+	}
 	ready.Store(true)
 	close(n.ready)
 	n.log.Info("mortar node ready",

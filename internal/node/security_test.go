@@ -748,3 +748,70 @@ func TestSecurityRunAs(t *testing.T) {
 		c2.Close()
 	}
 }
+
+// TestSecurityNATSRevocation: a revoked credential's NATS connection is
+// closed and cannot come back; a connection whose grants change comes back
+// with the new ones.
+func TestSecurityNATSRevocation(t *testing.T) {
+	n := mortartest.StartNode(t)
+	admin := n.Dial(t)
+	ctx := t.Context()
+	key := addUser(t, admin, "eve", "config:read:default")
+	closed := make(chan struct{})
+	nc, err := nats.Connect(n.URL(), nats.Token(key), nats.CustomInboxPrefix(mortar.InboxPrefix(key, "")),
+		nats.MaxReconnects(3), nats.ReconnectWait(50*time.Millisecond),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var keys struct{ Apikeys []authwire.APIKey }
+	if err := admin.Do(ctx, "auth.apikey.list", authwire.APIKeyRef{User: "eve"}, &keys); err != nil || len(keys.Apikeys) != 1 {
+		t.Fatalf("apikey.list = %+v, %v", keys, err)
+	}
+	if err := admin.Do(ctx, "auth.apikey.revoke", authwire.APIKeyRef{ID: keys.Apikeys[0].ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed: // kicked, then refused on every reconnect
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked key's connection is still open")
+	}
+	if err := nc.LastError(); !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("last error = %v, want an authorization violation", err)
+	}
+
+	// A role's permission revoked: the connection is dropped and comes
+	// back without it.
+	key = addUser(t, admin, "fay", "config:read")
+	errs := make(chan error, 10)
+	reconnected := make(chan struct{}, 1)
+	nc2, err := nats.Connect(n.URL(), nats.Token(key), nats.CustomInboxPrefix(mortar.InboxPrefix(key, "")),
+		nats.ReconnectWait(50*time.Millisecond),
+		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	if _, err := nc2.SubscribeSync("mortar.cfg.ev.*.default.>"); err != nil {
+		t.Fatal(err)
+	}
+	nc2.Flush()
+	if err := admin.Do(ctx, "auth.role.revoke", authwire.GrantRequest{Name: "fay-role", Permissions: []string{"config:read"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reconnected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection was not renewed after its grants changed")
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("after the revocation: %v, want a permissions violation for the restored subscription", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the restored subscription was not refused")
+	}
+}

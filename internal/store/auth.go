@@ -77,11 +77,17 @@ func (s *Store) openAuth(ctx context.Context) error {
 	return nil
 }
 
-// RenewSession creates a session's key with a TTL, or renews it by
-// publishing with a message TTL (a plain Put would drop the TTL).
-func (s *Store) RenewSession(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	_, err := s.js.Publish(ctx, "$KV."+SessionsBucket+"."+key, val, jetstream.WithMsgTTL(ttl))
-	return err
+// RenewSession creates a session's key with a TTL (lastRev 0: the key
+// must not exist), or renews it by publishing with a message TTL (a plain
+// Put would drop the TTL) if its revision is still lastRev, so that a
+// renewal racing a revocation or an expiry cannot bring the session back.
+// It returns the new revision.
+func (s *Store) RenewSession(ctx context.Context, key string, val []byte, ttl time.Duration, lastRev uint64) (uint64, error) {
+	ack, err := s.js.Publish(ctx, "$KV."+SessionsBucket+"."+key, val, jetstream.WithMsgTTL(ttl), jetstream.WithExpectLastSequencePerSubject(lastRev))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // LeaderGet reads the last message on subject in stream from the stream's
