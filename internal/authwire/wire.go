@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mortarhq/mortar"
 )
 
 // Credential prefixes. A credential is one string, whatever its kind, so
@@ -27,7 +29,7 @@ const (
 // LocalCredentialFile is the name, in a node's data directory, of the
 // local admin credential the node writes (mode 0600) for the CLI and SDK
 // on the same machine.
-const LocalCredentialFile = "admin.credential"
+const LocalCredentialFile = mortar.LocalCredentialFile
 
 // Limits.
 const (

@@ -14,12 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mortarhq/mortar"
 	"github.com/mortarhq/mortar/internal/authserver"
 )
 
 // Defaults for Config.
 const (
-	DataDirDefault      = "./mortar-data"
+	DataDirDefault      = mortar.DataDirDefault
 	HostDefault         = "127.0.0.1"
 	PortDefault         = 4222
 	AdminAddrDefault    = "127.0.0.1:7070"
