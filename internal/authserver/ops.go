@@ -335,7 +335,7 @@ func (s *Server) passwd(ctx context.Context, _ string, req *authwire.PasswordReq
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.changeUser(ctx, req.Name, "user.passwd", func(u *userRecord) error {
+	_, err = s.changeUser(ctx, req.Name, "user.passwd", "", func(u *userRecord) error {
 		u.Hash = h
 		return nil
 	})
@@ -344,7 +344,7 @@ func (s *Server) passwd(ctx context.Context, _ string, req *authwire.PasswordReq
 
 // changeUser applies fn to the record of user name (stamping Updated),
 // written back with compare-and-set, and audits the change as kind.
-func (s *Server) changeUser(ctx context.Context, name, kind string, fn func(*userRecord) error) (*userRecord, error) {
+func (s *Server) changeUser(ctx context.Context, name, kind, detail string, fn func(*userRecord) error) (*userRecord, error) {
 	u, err := update(ctx, s, userKey(name), "user "+name, func(u *userRecord) error {
 		if err := fn(u); err != nil {
 			return err
@@ -355,7 +355,7 @@ func (s *Server) changeUser(ctx context.Context, name, kind string, fn func(*use
 	if err != nil {
 		return nil, err
 	}
-	s.audit.record(authwire.AuditEntry{Kind: kind, Principal: principalOf(ctx), Target: name})
+	s.audit.record(authwire.AuditEntry{Kind: kind, Principal: principalOf(ctx), Target: name, Detail: detail})
 	return u, nil
 }
 
@@ -369,7 +369,7 @@ func (s *Server) totpEnroll(ctx context.Context, _ string, req *authwire.TOTPReq
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.changeUser(ctx, req.Name, "totp.enroll", func(u *userRecord) error {
+	if _, err := s.changeUser(ctx, req.Name, "totp.enroll", "", func(u *userRecord) error {
 		u.TOTPPending = key.Secret
 		return nil
 	}); err != nil {
@@ -420,7 +420,7 @@ func (s *Server) totpDisable(ctx context.Context, _ string, req *authwire.TOTPRe
 // one (with pending set, only if the pending one is still that), audited
 // as kind.
 func (s *Server) setTOTP(ctx context.Context, name, kind, secret, pending string) error {
-	_, err := s.changeUser(ctx, name, kind, func(u *userRecord) error {
+	_, err := s.changeUser(ctx, name, kind, "", func(u *userRecord) error {
 		if pending != "" && u.TOTPPending != pending {
 			return mortar.Errorf(mortar.CodeConflict, "the enrollment changed meanwhile; enroll again")
 		}
@@ -438,7 +438,7 @@ func (s *Server) grantUser(grant bool) func(context.Context, string, *authwire.G
 		if err := checkPermissions(req.Permissions); err != nil {
 			return nil, err
 		}
-		u, err := update(ctx, s, userKey(req.Name), "user "+req.Name, func(u *userRecord) error {
+		u, err := s.changeUser(ctx, req.Name, grantKind("user", grant), grantDetail(req), func(u *userRecord) error {
 			if grant {
 				u.Roles, u.Permissions = union(u.Roles, req.Roles), union(u.Permissions, req.Permissions)
 			} else {
@@ -447,13 +447,11 @@ func (s *Server) grantUser(grant bool) func(context.Context, string, *authwire.G
 			if len(u.Roles) > authwire.MaxRoles || len(u.Permissions) > authwire.MaxPermissions {
 				return mortar.Errorf(mortar.CodeResourceExhausted, "user %s: at most %d roles and %d permissions", req.Name, authwire.MaxRoles, authwire.MaxPermissions)
 			}
-			u.Updated = s.cfg.Now().UTC()
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		s.audit.record(authwire.AuditEntry{Kind: grantKind("user", grant), Principal: principalOf(ctx), Target: req.Name, Detail: grantDetail(req)})
 		return u.view(), nil
 	}
 }

@@ -331,12 +331,9 @@ func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 			delete(s.keys, id)
 			return
 		}
-		var r keyRecord
-		if err := json.Unmarshal(e.Value(), &r); err != nil {
-			s.log.Warn("skipping a malformed API key record", "key", k, "err", err)
-			return
+		if r, ok := decodeEntry[keyRecord](s, e); ok {
+			s.keys[id] = r
 		}
-		s.keys[id] = &r
 		return
 	}
 	name, err := authwire.DecodeName(k[min(2, len(k)):])
@@ -356,13 +353,12 @@ func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 			kicked = append(kicked, kickTarget{principal: name})
 			return
 		}
-		var r userRecord
-		if err := json.Unmarshal(e.Value(), &r); err != nil {
-			s.log.Warn("skipping a malformed user record", "user", name, "err", err)
+		r, ok := decodeEntry[userRecord](s, e)
+		if !ok {
 			return
 		}
 		r.rev = e.Revision()
-		s.users[name] = &r
+		s.users[name] = r
 		if old != nil && (old.Disabled != r.Disabled || !slices.Equal(old.Roles, r.Roles) || !slices.Equal(old.Permissions, r.Permissions)) {
 			kicked = append(kicked, kickTarget{principal: name})
 		}
@@ -373,17 +369,27 @@ func (s *Server) applyAuth(e jetstream.KeyValueEntry) {
 			kicked = s.holders(name)
 			return
 		}
-		var r roleRecord
-		if err := json.Unmarshal(e.Value(), &r); err != nil {
-			s.log.Warn("skipping a malformed role record", "role", name, "err", err)
+		r, ok := decodeEntry[roleRecord](s, e)
+		if !ok {
 			return
 		}
 		r.rev = e.Revision()
-		s.roles[name] = &r
+		s.roles[name] = r
 		if old != nil && !slices.Equal(old.Permissions, r.Permissions) {
 			kicked = s.holders(name)
 		}
 	}
+}
+
+// decodeEntry decodes a watched entry's value into a T; a malformed one
+// is logged and skipped.
+func decodeEntry[T any](s *Server, e jetstream.KeyValueEntry) (*T, bool) {
+	var r T
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		s.log.Warn("skipping a malformed record", "bucket", e.Bucket(), "key", e.Key(), "err", err)
+		return nil, false
+	}
+	return &r, true
 }
 
 // holders returns the connections of the users holding role. s.mu is

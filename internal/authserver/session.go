@@ -165,14 +165,13 @@ func (s *Server) applySession(e jetstream.KeyValueEntry) {
 		s.endSession(key, kind)
 		return
 	}
-	var r sessionRecord
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		s.log.Warn("skipping a malformed session", "key", key, "err", err)
+	r, ok := decodeEntry[sessionRecord](s, e)
+	if !ok {
 		return
 	}
 	r.rev = e.Revision()
 	s.mu.Lock()
-	s.sessions[key] = &r
+	s.sessions[key] = r
 	s.mu.Unlock()
 }
 
