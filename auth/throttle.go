@@ -232,33 +232,37 @@ func NewThrottle(cfg *ThrottleConfig) (*Throttle, error) {
 // attempt counts against both until the caller reports it with Failed or
 // Succeeded.
 func (t *Throttle) Check(user, addr string, now time.Time) (retryAfter time.Duration, ok bool) {
-	uid, hasUser := userKeyID(user)
-	aid, hasAddr := addrKeyID(addr)
+	ids := keyIDs(user, addr)
 	at := t.offset(now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.forgetExpired(at)
-	if hasUser {
-		retryAfter = max(retryAfter, t.wait(uid, at))
-	}
-	if hasAddr {
-		retryAfter = max(retryAfter, t.wait(aid, at))
+	for _, id := range ids {
+		retryAfter = max(retryAfter, t.wait(id, at))
 	}
 	if retryAfter > 0 {
 		return retryAfter, false
 	}
-	if hasUser {
-		k := t.touch(uid, at)
-		k.pending = insertSorted(k.pending, at)
-		t.setExpiry(k)
-	}
-	if hasAddr {
-		k := t.touch(aid, at)
+	for _, id := range ids {
+		k := t.touch(id, at)
 		k.pending = insertSorted(k.pending, at)
 		t.setExpiry(k)
 	}
 	t.evict()
 	return 0, true
+}
+
+// keyIDs returns the keys an attempt by user from addr counts against:
+// the user's and the address's, each when there is one.
+func keyIDs(user, addr string) []throttleKeyID {
+	ids := make([]throttleKeyID, 0, 2)
+	if id, ok := userKeyID(user); ok {
+		ids = append(ids, id)
+	}
+	if id, ok := addrKeyID(addr); ok {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // Failed reports a failed login for user from addr at now: a wrong
@@ -267,17 +271,13 @@ func (t *Throttle) Check(user, addr string, now time.Time) (retryAfter time.Dura
 // Report only attempts that Check let through: counting refused ones
 // would keep a user under attack locked for ever.
 func (t *Throttle) Failed(user, addr string, now time.Time) {
-	uid, hasUser := userKeyID(user)
-	aid, hasAddr := addrKeyID(addr)
+	ids := keyIDs(user, addr)
 	at := t.offset(now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.forgetExpired(at)
-	if hasUser {
-		t.fail(uid, at)
-	}
-	if hasAddr {
-		t.fail(aid, at)
+	for _, id := range ids {
+		t.fail(id, at)
 	}
 	t.evict()
 }

@@ -134,14 +134,8 @@ func (s *Server) verify(ctx context.Context, cred string) (*authwire.VerifyRespo
 	if err != nil {
 		return nil, err
 	}
-	resp := &authwire.VerifyResponse{Principal: sub.Principal(), Realm: sub.Realm(), Roles: nonNil(sub.Roles()), Permissions: []string{}}
-	if u, err := s.getUser(ctx, sub.Principal()); err == nil && u != nil {
-		for _, p := range s.grants(u) {
-			if pp, err := auth.ParsePermission(p); err == nil {
-				resp.Permissions = append(resp.Permissions, pp.String())
-			}
-		}
-	}
+	resp := &authwire.VerifyResponse{Principal: sub.Principal(), Realm: sub.Realm(), Roles: nonNil(sub.Roles()),
+		Permissions: nonNil(s.permissionStrings(ctx, sub.Principal()))}
 	if cl, err := s.keyring.VerifyCached(s.tokens, cred); err == nil {
 		resp.Expires = cl.ExpiresAt
 	} else if id, _, err := authwire.ParseAPIKey(cred); err == nil {

@@ -14,19 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// do dials, runs op with req and decodes the answer into resp, within
-// --timeout.
-func (nf *nodeFlags) do(cmd *cobra.Command, stderr io.Writer, op string, req, resp any) error {
-	c, err := nf.dial(cmd.Context(), stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx, cancel := nf.ctx(cmd.Context())
-	defer cancel()
-	return c.Do(ctx, op, req, resp)
-}
-
 // newAuthCmds returns the security commands: login, logout, whoami, user,
 // role, apikey, session and audit.
 func newAuthCmds(stdout, stderr io.Writer) []*cobra.Command {

@@ -66,6 +66,19 @@ func (nf *nodeFlags) credential() string {
 	return savedToken(nf.url)
 }
 
+// do dials, runs op with req and decodes the answer into resp, within
+// --timeout.
+func (nf *nodeFlags) do(cmd *cobra.Command, stderr io.Writer, op string, req, resp any) error {
+	c, err := nf.dial(cmd.Context(), stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := nf.ctx(cmd.Context())
+	defer cancel()
+	return c.Do(ctx, op, req, resp)
+}
+
 // ctx returns a context bounded by --timeout.
 func (nf *nodeFlags) ctx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, nf.timeout)

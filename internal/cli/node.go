@@ -27,18 +27,11 @@ time and last renewal. A node that stopped renewing disappears within its
 TTL (10 s by default).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := nf.dial(cmd.Context(), stderr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := nf.ctx(cmd.Context())
-			defer cancel()
 			var out struct {
 				Nodes    []node.NodeInfo `json:"nodes"`
 				Replicas int             `json:"replicas"`
 			}
-			if err := c.Do(ctx, "node.list", struct{}{}, &out); err != nil {
+			if err := nf.do(cmd, stderr, "node.list", struct{}{}, &out); err != nil {
 				return err
 			}
 			if nf.json() {
